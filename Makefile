@@ -1,0 +1,71 @@
+# Papergrade: `make demo` runs the whole loop on this machine; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= ../shared/data
+DEMO_DIR ?= demo
+# System tools the project shells out to, as "command:debian-package".
+SYSTEM_TOOLS := pdftoppm:poppler-utils tesseract:tesseract-ocr redis-server:redis-server
+
+.PHONY: demo test test-fast train lint bench sysdeps venv clean help
+
+help:
+	@echo "make demo   - set up, print a class set, simulate photos, grade them"
+	@echo "make test   - set up and run the test suite (make test-fast skips slow tests)"
+	@echo "make train  - retrain the handwriting reader from $(DATA_DIR)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - run the benchmark scripts"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Installs missing system tools with apt-get when run as root, otherwise says what to run.
+sysdeps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing system packages:$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+		else \
+			echo "Missing system packages:$$missing"; \
+			echo "Install them with: sudo apt-get install$$missing"; exit 1; \
+		fi; \
+	fi
+
+demo: venv sysdeps
+	$(BIN)/papergrade demo --out $(DEMO_DIR)
+
+test: venv sysdeps
+	$(BIN)/python -m pytest -q
+
+test-fast: venv sysdeps
+	$(BIN)/python -m pytest -q -m "not slow"
+
+train: venv
+	$(BIN)/pip install --quiet -e '.[train]'
+	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out grader/models
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy grader worksheets worker web training
+
+bench: venv sysdeps
+	@for script in bench/*.py; do \
+		[ "$$(basename $$script)" = __init__.py ] && continue; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) out .pytest_cache .mypy_cache .ruff_cache

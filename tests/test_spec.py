@@ -1,0 +1,74 @@
+"""The worksheet spec: defaults, validation errors that name the field, rosters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worksheets.errors import SpecError
+from worksheets.spec import load_roster, load_spec, parse_spec, spec_json_schema
+
+
+def minimal() -> dict:
+    return {"title": "T", "exercises": [{"family": "dot_product"}]}
+
+
+def test_defaults_fill_in_everything_else() -> None:
+    spec = parse_spec(minimal())
+    assert spec.paper == "A4" and spec.paper_mm == (210.0, 297.0)
+    assert spec.seed == 0 and spec.carry_forward is True
+    assert spec.exercises[0].points == 4.0
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"paper": "A5"}, "paper"),
+        ({"exercises": []}, "exercises"),
+        ({"exercises": [{"family": "nope"}]}, "exercises.0.family"),
+        ({"exercises": [{"family": "dot_product", "params": {"length": 99}}]}, "length"),
+        ({"exercises": [{"family": "dot_product", "params": {"lenght": 3}}]}, "lenght"),
+        ({"seed": -1}, "seed"),
+        ({"colour": "red"}, "colour"),
+        ({"variants": {"copies": 3, "roster": "r.csv"}}, "either copies or roster"),
+    ],
+)
+def test_bad_specs_name_the_field(change: dict, names: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec({**minimal(), **change})
+    assert names in str(info.value)
+
+
+def test_load_spec_reports_yaml_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just text\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec(scalar)
+
+
+def test_roster_reads_students_and_rejects_duplicates(tmp_path: Path) -> None:
+    good = tmp_path / "roster.csv"
+    good.write_text("student_id,name\n1,Ada\n2, Alan \n", encoding="utf-8")
+    assert [(s.student_id, s.name) for s in load_roster(good)] == [("1", "Ada"), ("2", "Alan")]
+    duplicate = tmp_path / "dup.csv"
+    duplicate.write_text("student_id,name\n1,Ada\n1,Alan\n")
+    with pytest.raises(SpecError, match="line 3"):
+        load_roster(duplicate)
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("1,Ada\n")
+    with pytest.raises(SpecError, match="student_id,name"):
+        load_roster(headerless)
+
+
+def test_json_schema_is_exported() -> None:
+    schema = json.loads(spec_json_schema())
+    assert "exercises" in schema["properties"]
+    assert schema["properties"]["paper"]["default"] == "A4"
