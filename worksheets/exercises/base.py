@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict
 
 ToleranceKind = Literal["exact", "absolute", "relative"]
 
+# The handwriting reader reads at most this many characters per box (minus sign and decimal
+# point included), so every expected answer must print within it.
+MAX_ANSWER_CHARS = 6
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -119,6 +123,11 @@ def format_number(value: float, decimals: int) -> str:
         rounded = 0.0
     text = f"{rounded:.{decimals}f}"
     return text
+
+
+def fits_reader(value: float, decimals: int) -> bool:
+    """Whether ``value`` written with ``decimals`` decimals is short enough for the reader."""
+    return len(format_number(value, decimals)) <= MAX_ANSWER_CHARS
 
 
 def round_half_away(value: float, decimals: int) -> float:
