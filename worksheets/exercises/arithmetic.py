@@ -16,7 +16,6 @@ from worksheets.exercises.base import AnswerGrid, FamilyParams, FieldSpec, nonze
 from worksheets.exercises.common import MAX_ANSWER_COLS, DrawnFamily, Row, names
 
 Operation = Literal["add", "sub", "mul"]
-ALL_OPERATIONS: list[Operation] = ["add", "sub", "mul"]
 SIGNS: dict[str, str] = {"add": "+", "sub": "−", "mul": "×"}
 LETTERS = "abcdefghijkl"
 
@@ -35,8 +34,8 @@ def expression(op: str, a: int, b: int) -> str:
 
 
 class ArithmeticParams(FamilyParams):
-    operations: list[Operation] = Field(
-        default_factory=lambda: list(ALL_OPERATIONS),
+    operations: tuple[Operation, ...] = Field(
+        ("add", "sub", "mul"),
         min_length=1,
         max_length=3,
         description="operations to practise, any of add, sub, mul (used in turn)",

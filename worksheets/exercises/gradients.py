@@ -80,9 +80,8 @@ class MseLoss(DrawnFamily):
 
     def rows(self, givens: Mapping[str, Any]) -> tuple[Row, ...]:
         n = len(givens["y"])
-        values = (row_vector(givens["y_hat"])[0], row_vector(givens["y"])[0])
-        rows: list[Row] = [(GivenGrid("predictions and targets", values,
-                                      row_labels=("y_hat", "y")),)]
+        rows: list[Row] = [(GivenGrid("predictions y_hat", row_vector(givens["y_hat"])),
+                             GivenGrid("targets y", row_vector(givens["y"])))]
         if givens["show_errors"]:
             rows.append((AnswerGrid("errors e_i = y_hat_i − y_i", (tuple(names("e", n)),)),))
         rows.append((AnswerGrid("squared errors", (tuple(names("q", n)),)),))

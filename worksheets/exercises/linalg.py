@@ -232,7 +232,7 @@ class Conv2d(DrawnFamily):
     def rows(self, givens: Mapping[str, Any]) -> tuple[Row, ...]:
         cells = tuple(tuple(row) for row in self._cells(givens))
         return (
-            (GivenGrid("image", int_grid(givens["image"])), Symbol("∗"),
+            (GivenGrid("image", int_grid(givens["image"])), Symbol("*"),
              GivenGrid("kernel", int_grid(givens["kernel"]))),
             (AnswerGrid("output", cells),),
         )

@@ -44,9 +44,14 @@ PROB_TOLERANCE = Tolerance("absolute", 0.01)
 
 
 def divide(numerator: float, total: float, fallback: float) -> float:
-    """numerator / total, rounded as taught; a carried-forward total of 0 cannot be divided
-    by, so then the correct total is used instead (no follow-through credit is possible)."""
-    return round_half_away(numerator / (total if total != 0 else fallback), 2)
+    """numerator / total, rounded as taught.
+
+    A carried-forward total of 0 cannot be divided by, so the correct total is used instead
+    (no follow-through credit is possible).  If that is 0 too (only scores far below the
+    table, all rounding to e^x = 0.00, get there) every share is taken as 0.
+    """
+    divisor = total if total != 0 else fallback
+    return round_half_away(numerator / divisor, 2) if divisor != 0 else 0.0
 
 
 def table_sum(values: list[float]) -> float:
