@@ -334,11 +334,18 @@ def place_block(
 # --- pages ---------------------------------------------------------------------------------
 
 
+def title_size(title: str, width_mm: float) -> float:
+    """The largest size up to 16 pt at which the title stays clear of the QR code."""
+    room = qr_rect(width_mm).x - 4.0 - CONTENT_LEFT_MM
+    fitting = room / (max(len(title), 1) * 0.62 * PT_MM)
+    return max(8.0, min(16.0, fitting))
+
+
 def header_ops(
     header: PageHeader, width_mm: float, page_number: int, page_count: int, first: bool
 ) -> tuple[list[DrawOp], list[Rect]]:
     x = CONTENT_LEFT_MM
-    ops: list[DrawOp] = [TextOp(x, 27.0, header.title, 16, bold=True)]
+    ops: list[DrawOp] = [TextOp(x, 27.0, header.title, title_size(header.title, width_mm), bold=True)]
     page_text = f"Page {page_number} of {page_count}"
     subtitle = " · ".join(p for p in (header.class_name, page_text) if p)
     ops.append(TextOp(x, 33.0, subtitle, 10))

@@ -112,7 +112,9 @@ class PageDrawer:
                     self.canvas.rect(x, y, cell * mm + 0.05, cell * mm + 0.05, stroke=0, fill=1)
 
     def qr(self, op: QrOp) -> None:
-        widget = QrCodeWidget(op.payload, barLevel="M", barBorder=4)
+        # A 2-module quiet zone inside the rect, with the layout keeping blank paper around it,
+        # gives bigger modules than the standard 4 and still decodes reliably.
+        widget = QrCodeWidget(op.payload, barLevel="M", barBorder=2)
         left, bottom, right, top = widget.getBounds()
         size = op.rect.w * mm
         drawing = Drawing(size, size, transform=[size / (right - left), 0, 0,

@@ -11,7 +11,8 @@ from worksheets.exercises.registry import FAMILIES
 def describe_params(params_model: Any) -> str:
     parts = []
     for name, info in params_model.model_fields.items():
-        parts.append(f"{name}={info.default!r}")
+        default = info.get_default(call_default_factory=True)
+        parts.append(f"{name}={default!r}")
     return ", ".join(parts)
 
 
