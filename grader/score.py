@@ -1,0 +1,276 @@
+"""Verdicts: each reading against the key, with error carried forward and honest doubt.
+
+Rules, in order, for one field:
+
+1. The reader is unsure (``needs_review``) or wrote something that is not a number: ``review``.
+2. Nothing written (blank, smudge, crossed out): ``blank``, no points.
+3. The number matches the key's answer within the family's tolerance: ``correct``.
+4. With carry-forward on, the expected value is recomputed by the family's reference solver from
+   the student's own earlier answers; a match there is ``correct`` with follow-through credit.
+5. It would be ``incorrect``, but the value it should have been is among the reader's plausible
+   alternatives: ``review`` (a misread must never become a silent wrong grade).
+6. Otherwise ``incorrect``, with a mistake tag when the error has a recognisable shape.
+
+A field whose carried-forward expectation rests on an earlier reading still in review is itself
+sent to review when that doubt could change its verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from grader.results import FieldResult, Verdict
+from worksheets.exercises.base import Tolerance, format_number
+from worksheets.exercises.registry import get_family
+
+PLAUSIBLE_ALTERNATIVE = 0.02  # an alternative this likely could be what the student wrote
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+
+
+class ReadingLike(Protocol):
+    """What scoring needs of a reading (grader.read.Reading satisfies it)."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def alternatives(self) -> Sequence[tuple[str | None, float]]: ...
+    @property
+    def needs_review(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TeacherReading:
+    """A value typed by a teacher (an override): certain by definition."""
+
+    text: str | None
+    status: str = "number"
+    confidence: float = 1.0
+    alternatives: Sequence[tuple[str | None, float]] = ()
+    needs_review: bool = False
+
+
+def parse_number(text: str | None) -> Decimal | None:
+    """The number a student's string means: ``.5``, ``0.50``, ``-0`` and ``+3`` are fine."""
+    if text is None:
+        return None
+    cleaned = text.strip().replace(",", ".").replace(" ", "")
+    if not _NUMBER_RE.match(cleaned):
+        return None
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return value + 0 if value else Decimal(0)  # normalises -0 to 0
+
+
+def accepts(field: Mapping[str, Any], answer: Decimal, expected: float) -> bool:
+    tolerance = Tolerance(field["tolerance"]["kind"], float(field["tolerance"]["value"]))
+    return tolerance.accepts(float(answer), expected, int(field["decimals"]))
+
+
+def _adjacent_swaps(digits: str) -> set[str]:
+    return {digits[:i] + digits[i + 1] + digits[i] + digits[i + 2:]
+            for i in range(len(digits) - 1) if digits[i] != digits[i + 1]}
+
+
+def mistake_tag(answer: Decimal, expected: float, decimals: int) -> str | None:
+    """A name for the shape of a wrong answer, for item analysis; None if none fits."""
+    exp = Decimal(format_number(expected, decimals))
+    if exp != 0 and answer == -exp:
+        return "sign"
+    unit = Decimal(1).scaleb(-decimals)
+    if abs(answer - exp) <= unit and decimals > 0:
+        return "rounding"
+    a_digits, e_digits = str(abs(answer)).replace(".", ""), str(abs(exp)).replace(".", "")
+    if (answer < 0) == (exp < 0) and a_digits in _adjacent_swaps(e_digits):
+        return "digit_swap"
+    if exp != 0 and answer != 0 and any(answer == exp * Decimal(10) ** k for k in (-2, -1, 1, 2)):
+        return "place_value"
+    if decimals == 0 and abs(answer - exp) == 1:
+        return "off_by_one"
+    return None
+
+
+@dataclass
+class PageContext:
+    """The key's view of one page: its fields and its variant's exercises."""
+
+    fields: list[dict[str, Any]]
+    exercises: dict[str, dict[str, Any]]
+    carry_forward: bool
+
+    @classmethod
+    def from_key(cls, key: Mapping[str, Any], page: Mapping[str, Any]) -> PageContext:
+        variant = key["variants"][page["variant"]]
+        exercises = {e["id"]: e for e in variant["exercises"]}
+        return cls(list(page["fields"]), exercises, bool(key.get("carry_forward", True)))
+
+
+def ancestors(field_id: str, by_id: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every field this one is computed from, directly or through others."""
+    seen: list[str] = []
+    stack = list(by_id[field_id]["depends_on"]) if field_id in by_id else []
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.append(current)
+            stack.extend(by_id[current]["depends_on"] if current in by_id else [])
+    return seen
+
+
+def carried_expectation(
+    field: Mapping[str, Any],
+    exercise: Mapping[str, Any],
+    student_values: Mapping[str, Decimal],
+) -> float | None:
+    """The field's answer recomputed from the student's earlier answers, or None if no
+    earlier answer differs from the key (nothing to carry)."""
+    by_id = {f["id"]: f for f in exercise["fields"]}
+    overrides: dict[str, float] = {}
+    for upstream in ancestors(field["id"], by_id):
+        if upstream in student_values:
+            overrides[by_id[upstream]["name"]] = float(student_values[upstream])
+    if not any(not accepts(by_id[u_id], student_values[u_id], by_id[u_id]["value"])
+               for u_id in ancestors(field["id"], by_id) if u_id in student_values):
+        return None
+    try:
+        values = get_family(exercise["family"]).solve(exercise["givens"], overrides)
+    except (ArithmeticError, ValueError):
+        return None  # the student's numbers make the step undefined; grade against the key
+    return values.get(field["name"])
+
+
+def score_field(
+    field: Mapping[str, Any],
+    reading: ReadingLike | None,
+    carried: float | None,
+    doubtful_upstream: bool,
+) -> FieldResult:
+    result = FieldResult(
+        field_id=field["id"], exercise_id=field.get("exercise", field["id"].split(".")[0]),
+        label=field.get("label", field["id"]), read=None, confidence=0.0, alternatives=[],
+        expected=field["expected"], expected_used=field["expected"], verdict="review",
+        points=0.0, max_points=float(field["points"]),
+        bbox_mm=tuple(field.get("bbox_mm", (0.0, 0.0, 0.0, 0.0))),
+    )
+    if reading is None:
+        result.reason = "no crop was read for this box"
+        return result
+    result.read = reading.text
+    result.confidence = float(reading.confidence)
+    result.reading_status = reading.status
+    result.alternatives = [(t or "", float(p)) for t, p in reading.alternatives]
+    verdict, reason = decide(field, reading, carried, doubtful_upstream, result)
+    result.verdict, result.reason = verdict, reason
+    if verdict == "correct":
+        result.points = result.max_points
+    return result
+
+
+def decide(
+    field: Mapping[str, Any],
+    reading: ReadingLike,
+    carried: float | None,
+    doubtful_upstream: bool,
+    result: FieldResult,
+) -> tuple[Verdict, str]:
+    if reading.needs_review:
+        return "review", f"reader unsure ({reading.confidence:.2f})"
+    if reading.text is None:
+        return "blank", reading.status if reading.status != "number" else "blank"
+    answer = parse_number(reading.text)
+    if answer is None:
+        return "review", f"'{reading.text}' is not a number"
+    expected = float(field["value"])
+    if accepts(field, answer, expected):
+        return "correct", ""
+    if carried is not None:
+        result.expected_used = format_number(carried, int(field["decimals"]))
+        if accepts(field, answer, carried):
+            result.carried_forward = True
+            if doubtful_upstream:
+                return "review", "follow-through rests on an earlier reading in review"
+            return "correct", f"follow-through: {result.expected_used} from your earlier answers"
+    if doubtful_upstream and carried is not None:
+        return "review", "depends on an earlier reading in review"
+    target = carried if carried is not None else expected
+    for text, probability in reading.alternatives:
+        alternative = parse_number(text)
+        if (probability >= PLAUSIBLE_ALTERNATIVE and alternative is not None
+                and accepts(field, alternative, target)):
+            return "review", f"could also be read as '{text}' ({probability:.2f})"
+    result.mistake = mistake_tag(answer, target, int(field["decimals"]))
+    return "incorrect", ""
+
+
+def score_page(
+    context: PageContext,
+    readings: Mapping[str, ReadingLike | None],
+) -> list[FieldResult]:
+    """Verdicts for every field of a page, in key order (upstream fields come first)."""
+    student_values: dict[str, Decimal] = {}
+    doubtful: set[str] = set()
+    results: list[FieldResult] = []
+    for field in context.fields:
+        reading = readings.get(field["id"])
+        exercise = context.exercises[field["exercise"]]
+        carried = (carried_expectation(field, exercise, student_values)
+                   if context.carry_forward else None)
+        by_id = {f["id"]: f for f in exercise["fields"]}
+        doubtful_upstream = any(a in doubtful for a in ancestors(field["id"], by_id))
+        result = score_field(field, reading, carried, doubtful_upstream)
+        results.append(result)
+        value = parse_number(result.read)
+        if value is not None:
+            student_values[field["id"]] = value
+        if result.verdict == "review":
+            doubtful.add(field["id"])
+    return results
+
+
+def regrade_page(
+    context: PageContext,
+    previous: Sequence[FieldResult],
+    corrections: Mapping[str, str | None],
+    readings: Mapping[str, ReadingLike | None] | None = None,
+) -> list[FieldResult]:
+    """Re-score a page after a teacher typed ``corrections`` (field id -> value, None = blank).
+
+    Fields without a correction keep their original reading (from ``readings`` if given, else
+    rebuilt from ``previous``), so dependants of a corrected field are re-graded through the
+    solver with the corrected value.
+    """
+    base: dict[str, ReadingLike | None] = dict(readings or {})
+    for old in previous:
+        if old.field_id not in base:
+            base[old.field_id] = _reading_from_result(old)
+    for field_id, text in corrections.items():
+        base[field_id] = TeacherReading(text, "number" if text is not None else "blank")
+    results = score_page(context, base)
+    for result in results:
+        result.overridden = result.field_id in corrections
+    return results
+
+
+@dataclass(frozen=True)
+class _StoredReading:
+    text: str | None
+    status: str
+    confidence: float
+    alternatives: Sequence[tuple[str | None, float]]
+    needs_review: bool
+
+
+def _reading_from_result(result: FieldResult) -> ReadingLike:
+    """Reconstruct a reading from a stored result (what the reader said, not the verdict)."""
+    unsure = result.verdict == "review" and result.reason.startswith("reader unsure")
+    return _StoredReading(result.read, result.reading_status, result.confidence,
+                          [(t or None, p) for t, p in result.alternatives], unsure)

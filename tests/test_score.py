@@ -1,0 +1,183 @@
+"""Scoring: spellings, tolerances, carry-forward through the solver, and the review rules."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.score import (
+    PageContext,
+    TeacherReading,
+    mistake_tag,
+    parse_number,
+    regrade_page,
+    score_page,
+)
+from worksheets.publish import publish
+from worksheets.spec import parse_spec
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    spec = parse_spec({
+        "title": "Scoring",
+        "seed": 3,
+        "exercises": [
+            {"family": "linear_relu", "params": {"inputs": 2, "outputs": 2}},
+            {"family": "softmax", "params": {"length": 3}},
+        ],
+    })
+    out = tmp_path_factory.mktemp("key")
+    printed = publish(spec, out, copies=1)
+    return json.loads(printed.key_json.read_text())
+
+
+def reading(text: str | None, confidence: float = 0.99, alternatives=(), review=False,
+            status: str | None = None) -> TeacherReading:
+    return TeacherReading(text, status or ("number" if text is not None else "blank"),
+                          confidence, tuple(alternatives), review)
+
+
+def page_and_context(key: dict[str, Any]) -> tuple[dict[str, Any], PageContext]:
+    page = key["pages"][0]
+    return page, PageContext.from_key(key, page)
+
+
+def wrong_positive_z1(page: dict[str, Any]) -> int:
+    """A wrong z1 whose ReLU also differs from the right h1 (so carrying it matters)."""
+    z1 = next(f for f in page["fields"] if f["id"] == "q1.z1")
+    return abs(int(z1["expected"])) + 5
+
+
+def all_correct(page: dict[str, Any]) -> dict[str, TeacherReading]:
+    return {f["id"]: reading(f["expected"]) for f in page["fields"]}
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("3", "3"), ("+3", "3"), ("-0", "0"), (".5", "0.5"), ("0.50", "0.5"), ("-12", "-12"),
+    (" 7 ", "7"), ("3.", "3"), ("1,5", "1.5"),
+])
+def test_equivalent_spellings(text: str, value: str) -> None:
+    parsed = parse_number(text)
+    assert parsed is not None and parsed == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["", "-", ".", "1-2", "--3", "1.2.3", "abc", None])
+def test_non_numbers(text: str | None) -> None:
+    assert parse_number(text) is None
+
+
+def test_every_right_answer_is_correct_and_gets_full_points(key) -> None:
+    page, context = page_and_context(key)
+    results = score_page(context, all_correct(page))
+    assert all(r.verdict == "correct" for r in results)
+    assert sum(r.points for r in results) == pytest.approx(sum(f["points"] for f in page["fields"]))
+
+
+def test_error_is_carried_forward_through_the_solver(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    h1 = next(f for f in page["fields"] if f["id"] == "q1.h1")
+    wrong_z1 = wrong_positive_z1(page)
+    readings["q1.z1"] = reading(str(wrong_z1))
+    readings["q1.h1"] = reading(str(max(0, wrong_z1)))  # ReLU of the student's own z1
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.z1"].verdict == "incorrect"
+    assert results["q1.h1"].verdict == "correct" and results["q1.h1"].carried_forward
+    assert results["q1.h1"].expected_used == str(max(0, wrong_z1))
+    assert results["q1.h1"].expected == h1["expected"]
+    assert "follow-through" in results["q1.h1"].reason
+
+
+def test_carry_forward_can_be_switched_off(key) -> None:
+    page, context = page_and_context(key)
+    context.carry_forward = False
+    readings = all_correct(page)
+    wrong = wrong_positive_z1(page)
+    readings["q1.z1"] = reading(str(wrong))
+    readings["q1.h1"] = reading(str(max(0, wrong)))
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.h1"].verdict == "incorrect"
+
+
+def test_unsure_reading_goes_to_review_never_to_a_grade(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    readings["q1.z1"] = reading("8", confidence=0.4, review=True)
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.z1"].verdict == "review" and results["q1.z1"].points == 0
+
+
+def test_wrong_reading_with_the_answer_among_alternatives_goes_to_review(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    field = page["fields"][0]
+    wrong = str(int(field["expected"]) + 3)
+    readings[field["id"]] = reading(wrong, 0.97, [(field["expected"], 0.03)])
+    result = score_page(context, readings)[0]
+    assert result.verdict == "review" and "could also be read" in result.reason
+    readings[field["id"]] = reading(wrong, 0.999, [(field["expected"], 0.001)])
+    assert score_page(context, readings)[0].verdict == "incorrect"
+
+
+def test_blank_and_crossed_out_score_zero(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    readings[page["fields"][0]["id"]] = reading(None)
+    readings[page["fields"][1]["id"]] = reading(None, status="crossed_out")
+    results = score_page(context, readings)
+    assert [r.verdict for r in results[:2]] == ["blank", "blank"]
+    assert results[1].reason == "crossed_out"
+
+
+def test_softmax_tolerance_accepts_rounding_drift(key) -> None:
+    page = next(p for p in key["pages"] if any(f["id"] == "q2.p1" for f in p["fields"]))
+    context = PageContext.from_key(key, page)
+    readings = all_correct(page)
+    p1 = next(f for f in page["fields"] if f["id"] == "q2.p1")
+    readings["q2.p1"] = reading(f"{float(p1['expected']) + 0.01:.2f}")
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q2.p1"].verdict == "correct"
+    readings["q2.p1"] = reading(f"{float(p1['expected']) + 0.05:.2f}")
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q2.p1"].verdict == "incorrect"
+
+
+def test_teacher_override_regrades_dependants(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    wrong = wrong_positive_z1(page)
+    readings["q1.z1"] = reading(str(wrong), confidence=0.3, review=True)
+    readings["q1.h1"] = reading(str(max(0, wrong)))
+    first = {r.field_id: r for r in score_page(context, readings)}
+    assert first["q1.z1"].verdict == "review"
+    assert first["q1.h1"].verdict == "review"  # its follow-through rests on the doubtful z1
+    again = regrade_page(context, list(first.values()), {"q1.z1": str(wrong)}, readings)
+    regraded = {r.field_id: r for r in again}
+    assert regraded["q1.z1"].verdict == "incorrect" and regraded["q1.z1"].overridden
+    assert regraded["q1.h1"].verdict == "correct" and regraded["q1.h1"].carried_forward
+
+
+@pytest.mark.parametrize(("answer", "expected", "decimals", "tag"), [
+    ("-7", 7.0, 0, "sign"), ("0.34", 0.33, 2, "rounding"), ("21", 12.0, 0, "digit_swap"),
+    ("120", 12.0, 0, "place_value"), ("13", 12.0, 0, "off_by_one"), ("40", 12.0, 0, None),
+])
+def test_mistake_tags(answer: str, expected: float, decimals: int, tag: str | None) -> None:
+    value = parse_number(answer)
+    assert value is not None
+    assert mistake_tag(value, expected, decimals) == tag
+
+
+def test_example_spec_key_is_scorable(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "linear-layer.yaml"
+    from worksheets.spec import load_spec
+
+    printed = publish(load_spec(example), tmp_path, copies=2)
+    key = json.loads(printed.key_json.read_text())
+    for page in key["pages"]:
+        context = PageContext.from_key(key, page)
+        assert all(r.verdict == "correct" for r in score_page(context, all_correct(page)))
