@@ -1,0 +1,150 @@
+"""One page photo in, one graded :class:`PageResult` out: the engine every door calls.
+
+Stages: align (locate, identify, crop) -> read every crop in one batch -> identify the student
+-> score against the key.  A page that cannot be aligned comes back as a PageResult whose
+status is the error code; it never becomes a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from grader.errors import PageError
+from grader.identity import match_student
+from grader.keyindex import KeyIndex
+from grader.pipeline import AlignedPage, AlignOptions, align_page
+from grader.results import FieldResult, PageResult, StudentRef
+from grader.score import PageContext, ReadingLike, score_page
+
+ANNOTATION_PX_PER_MM = 4.0  # about 100 dpi: enough to see the handwriting on annotated pages
+
+
+class ReaderLike(Protocol):
+    def read_batch(self, crops: Sequence[np.ndarray]) -> Sequence[ReadingLike]: ...
+
+
+@dataclass
+class GradedPage:
+    """A page's result plus the images worth keeping (crops for review, the aligned page)."""
+
+    result: PageResult
+    crops: dict[str, np.ndarray] = field(default_factory=dict)
+    aligned_image: np.ndarray | None = None
+
+
+def key_for(key_index: KeyIndex, worksheet_id: str) -> Mapping[str, Any]:
+    return next(k for k in key_index.keys if k["worksheet_id"] == worksheet_id)
+
+
+def roster_of(key: Mapping[str, Any]) -> list[StudentRef]:
+    return [StudentRef(v["student"]["student_id"], v["student"]["name"])
+            for v in key["variants"] if v.get("student")]
+
+
+def grade_page(
+    image: np.ndarray,
+    key_index: KeyIndex,
+    reader: ReaderLike,
+    source: str,
+    sha256: str = "",
+    roster: Sequence[StudentRef] = (),
+) -> GradedPage:
+    """Grade one photo or scan ((H, W, 3) BGR or (H, W) uint8)."""
+    try:
+        aligned = align_page(image, key_index,
+                             AlignOptions(source=source, aligned_px_per_mm=ANNOTATION_PX_PER_MM))
+    except PageError as exc:
+        return GradedPage(PageResult(source=source, status=exc.code, message=exc.message,
+                                     sha256=sha256))
+    key = key_for(key_index, aligned.identity.worksheet_id)
+    readings = read_all(aligned, reader)
+    result = page_result(aligned, key, readings, source, sha256, roster)
+    crops = {**aligned.crops, **{f"student_number.{i + 1}": c
+                                 for i, c in enumerate(aligned.student_number_crops)}}
+    return GradedPage(result, crops, aligned.aligned_image)
+
+
+def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]:
+    """Every crop of the page read in one batch: field ids, then ``student_number.N``."""
+    ids = list(aligned.crops) + [f"student_number.{i + 1}"
+                                 for i in range(len(aligned.student_number_crops))]
+    crops = list(aligned.crops.values()) + list(aligned.student_number_crops)
+    readings = reader.read_batch(crops) if crops else []
+    return dict(zip(ids, readings, strict=True))
+
+
+def page_result(
+    aligned: AlignedPage,
+    key: Mapping[str, Any],
+    readings: Mapping[str, ReadingLike],
+    source: str,
+    sha256: str,
+    roster: Sequence[StudentRef],
+) -> PageResult:
+    entry = aligned.key_page.entry
+    fields = score_page(PageContext.from_key(key, entry), readings)
+    result = PageResult(
+        source=source, status="graded", sha256=sha256, pdf_page=entry["pdf_page"],
+        variant=entry["variant"], page_number=entry["page_number"], fields=fields,
+    )
+    identify(result, key, readings, roster or roster_of(key))
+    return result
+
+
+def identify(
+    result: PageResult,
+    key: Mapping[str, Any],
+    readings: Mapping[str, ReadingLike],
+    roster: Sequence[StudentRef],
+) -> None:
+    """Fill in the student: from the key when printed for a roster, else the written number."""
+    assert result.variant is not None
+    printed_for = key["variants"][result.variant].get("student")
+    if printed_for:
+        result.student = StudentRef(printed_for["student_id"], printed_for["name"])
+        result.identity_source = "qr"
+        return
+    digits = [readings[k] for k in sorted(readings, key=_digit_order)
+              if k.startswith("student_number.")]
+    if not digits:
+        return  # a later page of a numbered copy: its first page names the student
+    match = match_student(digits, roster)
+    result.student = match.student
+    result.student_number_read = match.number_read
+    result.identity_source = "student_number"
+    result.identity_review = match.needs_review
+    if match.reason:
+        result.message = match.reason
+
+
+def _digit_order(name: str) -> int:
+    return int(name.rsplit(".", 1)[1]) if name.startswith("student_number.") else -1
+
+
+def link_copies(pages: Sequence[PageResult]) -> None:
+    """Give later pages of a numbered copy the student found on its first page.
+
+    Pages of one copy share the QR's variant number, so the student number written once on
+    page 1 identifies them all.
+    """
+    by_variant: dict[int, PageResult] = {}
+    for page in pages:
+        if page.graded and page.identity_source == "student_number" and page.variant is not None:
+            by_variant.setdefault(page.variant, page)
+    for page in pages:
+        first = by_variant.get(page.variant) if page.variant is not None else None
+        if page.graded and page.student is None and first is not None and first is not page:
+            page.student = first.student
+            page.identity_source = "student_number"
+            page.identity_review = first.identity_review
+
+
+ProgressCallback = Callable[[str], None]
+
+
+def fields_in_review(fields: Sequence[FieldResult]) -> int:
+    return sum(f.verdict == "review" for f in fields)

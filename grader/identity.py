@@ -1,0 +1,71 @@
+"""Who wrote a page: the roster student printed on it, or a handwritten student number.
+
+A handwritten number is matched to the roster only when exactly one student fits; anything
+less certain is sent to review (``needs_review``), never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from grader.results import StudentRef
+from grader.score import ReadingLike
+
+
+@dataclass(frozen=True)
+class IdentityMatch:
+    student: StudentRef | None
+    number_read: str | None
+    needs_review: bool
+    reason: str = ""
+
+
+def read_student_number(digits: Sequence[ReadingLike]) -> tuple[str | None, bool]:
+    """The digits written in the student-number boxes, and whether any was unsure.
+
+    Blank boxes are allowed at the end (shorter numbers); a blank in the middle, a box holding
+    more than one character, or a non-digit makes the number unusable.
+    """
+    text = ""
+    unsure = False
+    ended = False
+    for reading in digits:
+        unsure = unsure or reading.needs_review
+        if reading.text is None:
+            ended = True
+            continue
+        if ended or len(reading.text) != 1 or not reading.text.isdigit():
+            return None, True
+        text += reading.text
+    return (text or None), unsure
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """True if one substitution, insertion or deletion turns ``a`` into ``b``."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def match_student(digits: Sequence[ReadingLike], roster: Sequence[StudentRef]) -> IdentityMatch:
+    number, unsure = read_student_number(digits)
+    if number is None:
+        return IdentityMatch(None, None, True, "student number missing or unreadable")
+    exact = [s for s in roster if s.student_id == number]
+    near = [s for s in roster if one_edit_apart(s.student_id, number)]
+    if not roster:
+        return IdentityMatch(None, number, True, "no roster given to match the student number")
+    if len(exact) == 1 and not near and not unsure:
+        return IdentityMatch(exact[0], number, False)
+    if len(exact) == 1:
+        why = "a digit was hard to read" if unsure else "another student's number is one digit off"
+        return IdentityMatch(exact[0], number, True, f"student number {number}: {why}")
+    if len(near) == 1:
+        return IdentityMatch(near[0], number, True,
+                             f"student number {number} is not on the roster; closest is "
+                             f"{near[0].student_id}")
+    return IdentityMatch(None, number, True, f"student number {number} matches no one student")

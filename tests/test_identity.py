@@ -1,0 +1,62 @@
+"""Matching a handwritten student number to the roster, and linking a copy's pages."""
+
+from __future__ import annotations
+
+from grader.grade import link_copies
+from grader.identity import match_student, one_edit_apart, read_student_number
+from grader.results import PageResult, StudentRef
+from grader.score import TeacherReading
+
+ROSTER = [StudentRef("240101", "Amina"), StudentRef("240102", "Bruno"),
+          StudentRef("240777", "Chen")]
+
+
+def digits(text: str, unsure_at: int | None = None) -> list[TeacherReading]:
+    boxes = [TeacherReading(c, "number", 0.99, (), i == unsure_at) for i, c in enumerate(text)]
+    return boxes + [TeacherReading(None, "blank")] * (6 - len(text))
+
+
+def test_exact_number_with_no_near_neighbour_is_certain() -> None:
+    match = match_student(digits("240777"), ROSTER)
+    assert match.student == ROSTER[2] and not match.needs_review
+
+
+def test_number_one_digit_from_another_student_goes_to_review() -> None:
+    match = match_student(digits("240101"), ROSTER)
+    assert match.student == ROSTER[0] and match.needs_review
+    assert "one digit off" in match.reason
+
+
+def test_unsure_digit_goes_to_review_even_when_it_matches() -> None:
+    match = match_student(digits("240777", unsure_at=3), ROSTER)
+    assert match.student == ROSTER[2] and match.needs_review
+
+
+def test_unknown_and_ambiguous_numbers_are_not_guessed() -> None:
+    unknown = match_student(digits("999999"), ROSTER)
+    assert unknown.student is None and unknown.needs_review
+    ambiguous = match_student(digits("240100"), ROSTER)  # one edit from 240101 and 240102
+    assert ambiguous.student is None and ambiguous.needs_review
+
+
+def test_shorter_numbers_and_malformed_boxes() -> None:
+    assert read_student_number(digits("1234")) == ("1234", False)
+    gap = [TeacherReading("1"), TeacherReading(None, "blank"), TeacherReading("2")]
+    assert read_student_number(gap) == (None, True)
+    two_chars = [TeacherReading("12")]
+    assert read_student_number(two_chars) == (None, True)
+    assert match_student(digits(""), ROSTER).needs_review
+
+
+def test_one_edit_apart() -> None:
+    assert one_edit_apart("1234", "1244") and one_edit_apart("1234", "123")
+    assert not one_edit_apart("1234", "1234") and not one_edit_apart("1234", "4321")
+
+
+def test_later_pages_of_a_copy_take_the_student_from_page_one() -> None:
+    first = PageResult("a.jpg", "graded", variant=3, page_number=1, student=ROSTER[1],
+                       identity_source="student_number")
+    second = PageResult("b.jpg", "graded", variant=3, page_number=2)
+    other = PageResult("c.jpg", "graded", variant=4, page_number=2)
+    link_copies([second, first, other])
+    assert second.student == ROSTER[1] and other.student is None
