@@ -367,3 +367,13 @@ def test_small_helpers():
     assert [fmt_points(v) for v in (4.0, 2.5, 1 / 3, -0.0, None)] == ["4", "2.5", "0.33", "0", ""]
     assert safe_filename("../../etc/passwd") == "etc_passwd"
     assert safe_filename("") == "student"
+
+
+def test_empty_batch_still_writes_every_file(tmp_path):
+    results = ClassResults(worksheet_id="00000000", title="Empty", exercises=[],
+                           pages=[PageResult(source="x.png", status="qr_unreadable")])
+    files = write_all(results, tmp_path / "out", "canvas", generated=GENERATED)
+    assert set(files) == {"results.json", "gradebook.csv", "fields.csv", "report.html"}
+    doc = json.loads(files["results.json"].read_text(encoding="utf-8"))
+    assert doc["summary"]["errors"] == {"qr_unreadable": 1} and doc["students"] == []
+    assert read_csv(files["gradebook.csv"])[1][5] == "0"
