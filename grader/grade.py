@@ -17,7 +17,7 @@ from grader.errors import PageError
 from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.pipeline import AlignedPage, AlignOptions, align_page
-from grader.results import FieldResult, PageResult, StudentRef
+from grader.results import PageResult, StudentRef
 from grader.score import PageContext, ReadingLike, score_page
 
 ANNOTATION_PX_PER_MM = 4.0  # about 100 dpi: enough to see the handwriting on annotated pages
@@ -143,8 +143,15 @@ def link_copies(pages: Sequence[PageResult]) -> None:
             page.identity_review = first.identity_review
 
 
-ProgressCallback = Callable[[str], None]
+def regrader_for(key: Mapping[str, Any]) -> Callable[[PageResult, dict[str, str | None]],
+                                                      PageResult]:
+    """The store's re-grade hook: re-score a page with the teacher's readings pinned."""
+    from grader.score import regrade_page
 
+    def regrade(page: PageResult, corrections: dict[str, str | None]) -> PageResult:
+        assert page.pdf_page is not None
+        context = PageContext.from_key(key, key["pages"][page.pdf_page])
+        page.fields = regrade_page(context, page.fields, corrections)
+        return page
 
-def fields_in_review(fields: Sequence[FieldResult]) -> int:
-    return sum(f.verdict == "review" for f in fields)
+    return regrade

@@ -264,7 +264,9 @@ def place_answers(
             box_y = y + GRID_LABEL_MM + r * pitch_y + FIELD_LABEL_MM
             rect = Rect(box_x, box_y, ANSWER_BOX_W_MM, ANSWER_BOX_H_MM)
             label = block.labels.get(name, name)
-            ops.append(TextOp(box_x + 0.5, box_y - 1.0, label, 7))
+            # Above the 2 mm margin that field crops take around the box, so a crop never
+            # holds printed text.
+            ops.append(TextOp(box_x + 0.5, box_y - 2.4, label, 7))
             ops.append(BoxOp(rect))
             field_id = f"{block.exercise_id}.{name}"
             placed.append(PlacedField(field_id, block.exercise_id, name, label, rect))

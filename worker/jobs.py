@@ -1,0 +1,261 @@
+"""Grading a batch of uploads: the service layer the CLI, Celery tasks and web views share.
+
+``grade_batch`` decodes every upload, grades every page (in worker processes when ``jobs`` > 1),
+keeps the originals, stores every page result (errors included, duplicates recognised,
+retakes replacing earlier photos) and regenerates the outputs from the store, so a teacher's
+later overrides and a re-run give the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from grader.grade import GradedPage, ReaderLike, grade_page, link_copies, roster_of
+from grader.io import InputFailure, iter_pages
+from grader.keyindex import KeyIndex
+from grader.results import ClassResults, PageResult, StudentRef
+from worksheets.key import load_key
+from worksheets.spec import load_roster
+
+PAGE_IMAGE_QUALITY = 80
+
+
+@dataclass(frozen=True)
+class GradeRequest:
+    """What a teacher asks for: a key, uploads and where results go."""
+
+    key_path: Path
+    inputs: Sequence[Path]
+    out_dir: Path
+    roster_csv: Path | None = None
+    database_url: str | None = None
+    gradebook_format: str = "default"
+    jobs: int = 1
+    pdf_dpi: int = 200
+
+
+@dataclass
+class PageDone:
+    """One processed page as the batch reports it."""
+
+    index: int
+    result: PageResult
+    upload_path: Path | None
+
+
+@dataclass
+class GradeSummary:
+    worksheet_id: str
+    pages: int = 0
+    graded: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    error_pages: list[tuple[str, str]] = field(default_factory=list)
+    students: int = 0
+    fields_in_review: int = 0
+    identity_reviews: int = 0
+    seconds: float = 0.0
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+# --- per process ---------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(key_path: str, roster: list[tuple[str, str]], out_dir: str, dpi: int) -> None:
+    """Load the key and the reader once per process (not once per page)."""
+    from grader.read import Reader
+
+    cv2.setNumThreads(1)
+    _STATE.update(key_index=KeyIndex.load(Path(key_path)), reader=Reader(),
+                  roster=[StudentRef(i, n) for i, n in roster], out_dir=Path(out_dir), dpi=dpi)
+
+
+def _grade_file(path: str) -> list[tuple[PageResult, str | None]]:
+    return list(grade_file(Path(path), _STATE["key_index"], _STATE["reader"], _STATE["roster"],
+                           _STATE["out_dir"], _STATE["dpi"]))
+
+
+def grade_file(
+    path: Path,
+    key_index: KeyIndex,
+    reader: ReaderLike,
+    roster: Sequence[StudentRef],
+    out_dir: Path,
+    pdf_dpi: int = 200,
+) -> Iterator[tuple[PageResult, str | None]]:
+    """Every page of one upload (a photo, a PDF, a zip), graded, with its images saved."""
+    for item in iter_pages([path], pdf_dpi=pdf_dpi):
+        if isinstance(item, InputFailure):
+            yield PageResult(item.source, item.error.code, item.error.message), None
+            continue
+        graded = grade_page(item.image, key_index, reader, item.source, item.sha256, roster)
+        save_images(graded, out_dir)
+        yield graded.result, item.member
+
+
+def save_images(graded: GradedPage, out_dir: Path) -> None:
+    """Keep each crop (for review) and the aligned page (for annotated PDFs)."""
+    result = graded.result
+    if not result.graded:
+        return
+    folder = out_dir / "crops" / result.sha256[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    for field_result in result.fields:
+        crop = graded.crops.get(field_result.field_id)
+        if crop is not None:
+            path = folder / f"{field_result.field_id}.png"
+            cv2.imwrite(str(path), crop)
+            field_result.crop_path = str(path.resolve())
+    if graded.aligned_image is not None:
+        pages = out_dir / "pages"
+        pages.mkdir(parents=True, exist_ok=True)
+        path = pages / f"{result.sha256[:16]}.jpg"
+        cv2.imwrite(str(path), graded.aligned_image, [cv2.IMWRITE_JPEG_QUALITY, PAGE_IMAGE_QUALITY])
+        result.image_path = str(path.resolve())
+
+
+# --- the batch -----------------------------------------------------------------------------
+
+
+def upload_files(inputs: Iterable[Path]) -> list[Path]:
+    """The files a teacher gave, folders walked in order; missing paths are kept so that
+    decoding reports them (nothing given is ever silently dropped)."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*")
+                                if p.is_file() and not _hidden(p.relative_to(path))))
+        else:
+            files.append(path)
+    return files
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
+def resolve_roster(request: GradeRequest, key: dict[str, Any]) -> list[StudentRef]:
+    if request.roster_csv is not None:
+        return [StudentRef(s.student_id, s.name) for s in load_roster(request.roster_csv)]
+    return roster_of(key)
+
+
+def graded_pages(
+    request: GradeRequest, files: list[Path], roster: list[StudentRef],
+    reader: ReaderLike | None,
+) -> Iterator[tuple[Path, PageResult, str | None]]:
+    """(upload file, page result, zip member) for every page, in parallel when asked."""
+    out_dir = request.out_dir.resolve()
+    if request.jobs <= 1:
+        if reader is None:
+            from grader.read import Reader
+
+            reader = Reader()
+        key_index = KeyIndex.load(request.key_path)
+        for path in files:
+            for result, member in grade_file(path, key_index, reader, roster, out_dir,
+                                             request.pdf_dpi):
+                yield path, result, member
+        return
+    init = (str(request.key_path), [(s.student_id, s.name) for s in roster], str(out_dir),
+            request.pdf_dpi)
+    with ProcessPoolExecutor(request.jobs, initializer=_init_worker, initargs=init) as pool:
+        for path, results in zip(files, pool.map(_grade_file, [str(f) for f in files]),
+                                 strict=True):
+            for result, member in results:
+                yield path, result, member
+
+
+def grade_batch(
+    request: GradeRequest,
+    reader: ReaderLike | None = None,
+    progress: Callable[[PageDone, GradeSummary], None] | None = None,
+) -> GradeSummary:
+    """Grade every upload, store everything, write the outputs; returns the summary."""
+    from grader.outputs import write_all
+    from worker.store import open_store
+
+    started = time.perf_counter()
+    key = load_key(request.key_path)
+    roster = resolve_roster(request, key)
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    summary = GradeSummary(worksheet_id=key["worksheet_id"])
+    files = upload_files(request.inputs)
+    with open_store(request.database_url, request.out_dir) as store:
+        store.save_key(key)
+        store.save_roster(key["worksheet_id"], roster)
+        batch = store.start_batch(key["worksheet_id"], len(files))
+        uploads: dict[Path, int] = {}
+        results: list[tuple[int, PageResult]] = []
+        for path, result, _member in graded_pages(request, files, roster, reader):
+            if path not in uploads:
+                uploads[path] = store_original(store, path)
+            results.append((uploads[path], result))
+            summary.pages += 1
+            count(summary, result)
+            if progress is not None:
+                progress(PageDone(summary.pages, result, path), summary)
+        link_copies([r for _, r in results])
+        for upload_id, result in results:
+            saved = store.add_page_result(upload_id, result, worksheet_id=key["worksheet_id"],
+                                          batch_id=batch)
+            summary.duplicates += saved.duplicate_of is not None
+            summary.replaced += len(saved.superseded)
+        store.finish_batch(batch)
+        snapshot = store.snapshot(key["worksheet_id"])
+    summary.students = len(snapshot.by_student())
+    summary.outputs = write_all(snapshot, request.out_dir, request.gradebook_format,
+                                page_size_mm=tuple(key["paper"]["size_mm"]))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def store_original(store: Any, path: Path) -> int:
+    """Keep the uploaded file; a path that cannot be read is kept as its name only."""
+    try:
+        return int(store.store_upload(path, path.name).upload_id)
+    except OSError:
+        return int(store.store_upload(b"", f"{path.name} (unreadable)").upload_id)
+
+
+def count(summary: GradeSummary, result: PageResult) -> None:
+    if result.graded:
+        summary.graded += 1
+        summary.fields_in_review += sum(f.verdict == "review" for f in result.fields)
+        summary.identity_reviews += result.identity_review
+    else:
+        summary.errors[result.status] += 1
+        summary.error_pages.append((result.source, result.message))
+
+
+def regenerate_outputs(out_dir: Path, worksheet_id: str | None = None,
+                       database_url: str | None = None,
+                       gradebook_format: str = "default") -> ClassResults:
+    """Rewrite every output from the store (after reviews or overrides)."""
+    from grader.outputs import write_all
+    from worker.store import open_store
+
+    with open_store(database_url, out_dir) as store:
+        if worksheet_id is None:
+            worksheet_id = store.list_worksheets()[-1][0]
+        snapshot = store.snapshot(worksheet_id)
+        key = store.get_key(worksheet_id)
+    write_all(snapshot, out_dir, gradebook_format, page_size_mm=tuple(key["paper"]["size_mm"]))
+    return snapshot
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+

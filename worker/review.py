@@ -1,0 +1,149 @@
+"""Walking the review queue at a terminal: the offline laptop's way to settle doubtful boxes.
+
+For each field in review the teacher sees the crop (its file path and, at a terminal, a small
+preview drawn with characters) with the reader's guess and alternatives, and answers:
+Enter keeps the reading, a number replaces it, ``b`` marks it blank, ``s`` skips, ``q`` stops.
+Unidentified or doubtful students are settled the same way by typing a student id.
+Every decision is stored with who and when, dependants are re-graded, outputs regenerated.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from grader.grade import regrader_for
+from grader.results import FieldResult
+from grader.score import parse_number
+
+ASCII_RAMP = " .:-=+*#%@"
+InputFn = Callable[[str], str]
+OutputFn = Callable[[str], None]
+
+
+@dataclass
+class ReviewTally:
+    kept: int = 0
+    corrected: int = 0
+    skipped: int = 0
+    students: int = 0
+
+
+def preview(crop_path: str | None, width: int = 48, colour: bool = False) -> list[str]:
+    """The crop as lines of text: half-block cells in grey when ``colour``, else ASCII shades."""
+    if not crop_path:
+        return ["(no crop saved)"]
+    image = cv2.imread(crop_path, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return [f"(crop {crop_path} could not be read)"]
+    rows = max(2, round(width * image.shape[0] / image.shape[1] / (1 if colour else 2)))
+    small = cv2.resize(image, (width, rows + rows % 2 if colour else rows),
+                       interpolation=cv2.INTER_AREA)
+    if colour:
+        return [half_block_line(small[r], small[r + 1]) for r in range(0, small.shape[0], 2)]
+    scale = (len(ASCII_RAMP) - 1) / 255.0
+    return ["".join(ASCII_RAMP[int((255 - v) * scale)] for v in row) for row in small]
+
+
+def half_block_line(top: np.ndarray, bottom: np.ndarray) -> str:
+    cells = [f"\x1b[38;2;{t};{t};{t}m\x1b[48;2;{b};{b};{b}m\u2580" for t, b in
+             zip(top.tolist(), bottom.tolist(), strict=True)]
+    return "".join(cells) + "\x1b[0m"
+
+
+def describe(field: FieldResult) -> str:
+    guess = field.read if field.read is not None else "(blank)"
+    others = ", ".join(f"{t or 'blank'} {p:.2f}" for t, p in field.alternatives[1:4])
+    return (f"{field.field_id} '{field.label}': read {guess} ({field.confidence:.2f})"
+            + (f"; also {others}" if others else "") + f" - {field.reason}")
+
+
+def ask_field(field: FieldResult, ask: InputFn, say: OutputFn) -> tuple[str, str | None]:
+    """('keep'|'set'|'skip'|'quit', value) from the teacher's answer; re-asks on nonsense."""
+    while True:
+        answer = ask("  Enter = keep, number = correct it, b = blank, s = skip, q = quit > ")
+        answer = answer.strip()
+        if answer == "":
+            return "keep", None
+        if answer.lower() in {"q", "s", "b"}:
+            return {"q": ("quit", None), "s": ("skip", None), "b": ("set", None)}[answer.lower()]
+        if parse_number(answer) is not None:
+            return "set", answer
+        say(f"  '{answer}' is not a number; type it like -12, 3.5 or .25")
+
+
+def review_fields(store: object, worksheet_id: str, ask: InputFn, say: OutputFn,
+                  who: str, colour: bool) -> tuple[ReviewTally, bool]:
+    from worker.store import Store
+
+    assert isinstance(store, Store)
+    regrade = regrader_for(store.get_key(worksheet_id))
+    tally = ReviewTally()
+    queue = store.review_queue(worksheet_id)
+    for number, (page_id, field) in enumerate(queue, start=1):
+        say(f"\n[{number}/{len(queue)}] {describe(field)}")
+        say(f"  crop: {field.crop_path or '(none)'}")
+        for line in preview(field.crop_path, colour=colour):
+            say("  " + line)
+        action, value = ask_field(field, ask, say)
+        if action == "quit":
+            return tally, False
+        if action == "skip":
+            tally.skipped += 1
+        elif action == "keep":
+            store.accept_review(page_id, field.field_id, who, regrade)
+            tally.kept += 1
+        else:
+            store.apply_override(page_id, field.field_id, value, who, "typed at review", regrade)
+            tally.corrected += 1
+    return tally, True
+
+
+def review_students(store: object, worksheet_id: str, ask: InputFn, say: OutputFn,
+                    who: str, tally: ReviewTally) -> None:
+    from worker.store import Store
+
+    assert isinstance(store, Store)
+    known = {s.student_id: s.name for s in store.roster(worksheet_id)}
+    for stored in store.identity_queue(worksheet_id):
+        page = stored.page
+        guess = page.student.student_id if page.student else "none"
+        say(f"\nWho wrote {page.source}? number read: {page.student_number_read or '-'}, "
+            f"best match: {guess}. {page.message}")
+        while True:
+            answer = ask("  student id (Enter = accept the match, s = skip) > ").strip()
+            if answer.lower() == "s" or (answer == "" and page.student is None):
+                break
+            student_id = answer or guess
+            if student_id in known:
+                store.set_page_student(stored.page_id, student_id, who)
+                tally.students += 1
+                break
+            say(f"  {student_id} is not on the roster")
+
+
+def run_review(out_dir: Path, ask: InputFn = input, say: OutputFn = print,
+               database_url: str | None = None, colour: bool = False,
+               who: str | None = None) -> ReviewTally:
+    from worker.jobs import regenerate_outputs
+    from worker.store import open_store
+
+    reviewer = who or getpass.getuser()
+    with open_store(database_url, out_dir) as store:
+        worksheets = store.list_worksheets()
+        if not worksheets:
+            say(f"Nothing graded in {out_dir} yet; run papergrade grade first.")
+            return ReviewTally()
+        worksheet_id = worksheets[-1][0]
+        tally, finished = review_fields(store, worksheet_id, ask, say, reviewer, colour)
+        if finished:
+            review_students(store, worksheet_id, ask, say, reviewer, tally)
+    regenerate_outputs(out_dir, worksheet_id, database_url)
+    say(f"\nKept {tally.kept}, corrected {tally.corrected}, skipped {tally.skipped} field(s); "
+        f"identified {tally.students} page(s). Outputs in {out_dir} are up to date.")
+    return tally
