@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -437,3 +439,16 @@ def test_batch_progress(keyed: Store) -> None:
     assert record.finished_at is not None and record.finished_at >= record.started_at
     with pytest.raises(RecordNotFound):
         keyed.finish_batch(batch + 100)
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str, tmp_path: Path) -> None:
+    # Scaled workers start together; each migrates on open, and only one may create the schema.
+    code = ("import sys; from pathlib import Path; from worker.store import open_store; "
+            "open_store(sys.argv[1], Path(sys.argv[2])).close()")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code, store_url, str(tmp_path / "data")],
+                              cwd=root, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    with open_store(store_url, tmp_path / "data") as store, store.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from alembic import command
 
-from worker.store.db import alembic_config, create_store_engine, migrate, resolve_url
+from worker.store import open_store
+from worker.store.db import alembic_config, resolve_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,18 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("-m", "--message", default="schema change", help="revision message")
     args = parser.parse_args(argv)
-    url = resolve_url(args.url, args.data_dir)
-    config = alembic_config(url)
+    if args.action == "upgrade":
+        open_store(args.url, args.data_dir).close()
+        return 0
+    config = alembic_config(resolve_url(args.url, args.data_dir))
     if args.action == "revision":
         command.revision(config, message=args.message, autogenerate=True)
-    elif args.action == "current":
-        command.current(config, verbose=True)
     else:
-        engine = create_store_engine(url)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
+        command.current(config, verbose=True)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 READ_ONLY_OPTION = "papergrade_read_only"
 # Seconds a SQLite writer waits for another process's transaction before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# Alembic keeps the running migration in module globals, so one process migrates one at a time.
+_MIGRATION_LOCK = threading.Lock()
 
 
 def resolve_url(url: str | None, data_dir: Path) -> str:
@@ -115,7 +118,7 @@ def lock_key(name: str) -> int:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision``, safely when several processes start at once."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with _MIGRATION_LOCK, engine.begin() as connection:
         # One migrator at a time: SQLite's BEGIN IMMEDIATE already holds the write lock; on
         # PostgreSQL an advisory lock, released at commit, makes the others wait and then
         # find the schema at head.
