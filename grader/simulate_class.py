@@ -113,6 +113,10 @@ def true_verdicts(key: Mapping[str, Any], page: Mapping[str, Any],
     return {r.field_id: r.verdict for r in results}
 
 
+def truth_path(photo_dir: Path) -> Path:
+    return photo_dir.with_name(photo_dir.name + "-truth.json")
+
+
 def rendered_pages(pdf: Path) -> Iterator[PageInput]:
     for item in iter_pages([pdf], pdf_dpi=RENDER_DPI):
         if not isinstance(item, PageInput):
@@ -132,7 +136,10 @@ def simulate_class(
     glyph_source: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PageTruth]:
-    """Photograph every page of the class set into ``out_dir``; write ``truth.json`` there.
+    """Photograph every page of the class set into ``out_dir``.
+
+    The truth goes to ``<out_dir>-truth.json`` beside the folder, so the folder holds only
+    what a teacher would upload.
 
     ``roster`` names who fills in each numbered copy (its student number is written on page
     1); roster-printed sheets already name their student.
@@ -161,5 +168,5 @@ def simulate_class(
                                 written, true_verdicts(key, page, written)))
         if progress:
             progress(len(truths), len(key["pages"]))
-    (out_dir / "truth.json").write_text(json.dumps([asdict(t) for t in truths], indent=1))
+    truth_path(out_dir).write_text(json.dumps([asdict(t) for t in truths], indent=1))
     return truths

@@ -1,0 +1,111 @@
+"""The batch job end to end with a stand-in reader: storing, duplicates, retakes, errors.
+
+The reader here answers "blank" for every box so these tests exercise everything around
+reading (decode, align, identify, store, outputs) without the model; the real reader's
+round trip is in tests/test_grade_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.score import TeacherReading
+from grader.simulate_class import simulate_class
+from worker.jobs import GradeRequest, grade_batch
+from worksheets.publish import publish
+from worksheets.spec import Student, load_spec
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linear-layer.yaml"
+
+pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
+
+
+class BlankReader:
+    def __init__(self) -> None:
+        self.crops_seen = 0
+
+    def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
+        self.crops_seen += len(crops)
+        return [TeacherReading(None, "blank", 0.99) for _ in crops]
+
+
+@pytest.fixture(scope="module")
+def class_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("job")
+    students = [Student(student_id="501", name="Ada Lovelace"),
+                Student(student_id="502", name="Alan Turing")]
+    printed = publish(load_spec(EXAMPLE), root / "print", students=students)
+    key = json.loads(printed.key_json.read_text())
+    photos = root / "photos"
+    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=11)
+    retakes = root / "retakes"
+    simulate_class(key, printed.worksheets_pdf, retakes, "scan", seed=12)
+    return {"root": root, "key_path": printed.key_json, "photos": photos, "retakes": retakes}
+
+
+def test_a_batch_is_stored_and_every_output_written(class_photos, tmp_path: Path) -> None:
+    photos: Path = class_photos["photos"]
+    (photos / "notes.docx").write_bytes(b"PK\x03\x04 not really a document")
+    reader = BlankReader()
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(class_photos["key_path"], [photos], out), reader=reader)
+    (photos / "notes.docx").unlink()
+    assert summary.pages == 5 and summary.graded == 4
+    assert sum(summary.errors.values()) == 1
+    assert summary.students == 2
+    assert reader.crops_seen > 0
+    for name in ("results.json", "gradebook.csv", "fields.csv", "report.html"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    graded = [p for p in results["pages"] if p["status"] == "graded"]
+    assert len(graded) == 4
+    assert {p["student"]["student_id"] for p in graded} == {"501", "502"}
+    assert all(f["verdict"] == "blank" and f["read"] is None for p in graded for f in p["fields"])
+    errors = [p for p in results["pages"] if p["status"] != "graded"]
+    assert "notes.docx" in errors[0]["source"]
+    assert any(out.glob("uploads/*/*")), "originals are kept"
+    assert len(list((out / "students").glob("*.pdf"))) == 2
+
+
+def test_same_photos_twice_are_not_counted_twice(class_photos, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    request = GradeRequest(class_photos["key_path"], [class_photos["photos"]], out)
+    grade_batch(request, reader=BlankReader())
+    again = grade_batch(request, reader=BlankReader())
+    assert again.duplicates == 4 and again.replaced == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len([p for p in results["pages"] if p["status"] == "graded"]) == 4
+
+
+def test_a_retake_replaces_the_earlier_photo(class_photos, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    grade_batch(GradeRequest(class_photos["key_path"], [class_photos["photos"]], out),
+                reader=BlankReader())
+    retake = sorted(class_photos["retakes"].glob("*.jpg"))[0]
+    summary = grade_batch(GradeRequest(class_photos["key_path"], [retake], out),
+                          reader=BlankReader())
+    assert summary.replaced == 1
+    results = json.loads((out / "results.json").read_text())
+    sources = [p["source"] for p in results["pages"] if p["status"] == "graded"]
+    assert len(sources) == 4 and any(str(class_photos["retakes"]) in s or retake.name in s
+                                     for s in sources)
+
+
+def test_missing_and_broken_inputs_are_reported_not_dropped(class_photos, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(class_photos["key_path"],
+                                       [broken, tmp_path / "missing.jpg"], out),
+                          reader=BlankReader())
+    assert summary.pages == 2 and summary.graded == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {p["status"] for p in results["pages"]} <= {"unreadable_file", "unsupported_format"}
+    assert all(p["message"] for p in results["pages"])
