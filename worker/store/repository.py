@@ -245,6 +245,7 @@ class Store:
         duplicate that is never counted.  Otherwise a graded page takes over its slot
         (worksheet, variant, page number): earlier current pages there are superseded by it.
         ``worksheet_id`` is the grading context; None for a page no key could be found for.
+        The page's own ``duplicate_of`` is not used: the store decides by content hash.
         """
         with self._write() as s:
             _get(s, Upload, upload_id)
