@@ -1,0 +1,83 @@
+"""The terminal review: keep, correct, blank, skip; decisions stored, dependants re-graded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.score import TeacherReading
+from grader.simulate_class import simulate_class
+from worker.jobs import GradeRequest, grade_batch
+from worker.review import preview, run_review
+from worker.store import open_store
+from worksheets.publish import publish
+from worksheets.spec import Student, load_spec
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linear-layer.yaml"
+pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
+
+
+class UnsureReader:
+    """Reads every box as 1 with low confidence, so every field lands in review."""
+
+    def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
+        return [TeacherReading("1", "number", 0.3, (("1", 0.3), ("7", 0.2)), True)
+                for _ in crops]
+
+
+@pytest.fixture()
+def graded(tmp_path: Path) -> tuple[Path, dict]:
+    printed = publish(load_spec(EXAMPLE), tmp_path / "print",
+                      students=[Student(student_id="9", name="Grace Hopper")])
+    key = json.loads(printed.key_json.read_text())
+    photos = tmp_path / "photos"
+    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=3)
+    out = tmp_path / "results"
+    grade_batch(GradeRequest(printed.key_json, [sorted(photos.glob("*.jpg"))[0]], out),
+                reader=UnsureReader())
+    return out, key
+
+
+def scripted(answers: list[str]):
+    queue = list(answers)
+    return lambda _prompt: queue.pop(0)
+
+
+def test_review_records_decisions_and_regrades(graded) -> None:
+    out, key = graded
+    page = key["pages"][0]
+    fields = page["fields"]
+    said: list[str] = []
+    correct_first = fields[0]["expected"]
+    tally = run_review(out, ask=scripted([correct_first, "", "b", "oops", "s", "q"]),
+                       say=said.append, who="ms.k")
+    assert (tally.corrected, tally.kept, tally.skipped) == (2, 1, 1)
+    assert any("not a number" in line for line in said)
+    results = json.loads((out / "results.json").read_text())
+    by_id = {f["id"]: f for p in results["pages"] for f in p["fields"]}
+    assert by_id[fields[0]["id"]]["verdict"] == "correct"
+    assert by_id[fields[0]["id"]]["read"] == correct_first
+    assert by_id[fields[2]["id"]]["verdict"] == "blank"
+    kept = by_id[fields[1]["id"]]
+    assert kept["read"] == "1" and kept["verdict"] in {"correct", "incorrect"}
+    assert by_id[fields[3]["id"]]["verdict"] == "review"  # skipped: still waiting
+    with open_store(None, out) as store:
+        page_id, _field = store.review_queue(key["worksheet_id"])[0]
+        history = store.reviews(page_id)
+    assert {r.who for r in history} == {"ms.k"} and len(history) == 3
+
+
+def test_preview_draws_the_crop(graded) -> None:
+    out, _key = graded
+    crop = next((out / "crops").rglob("*.png"))
+    lines = preview(str(crop), width=40)
+    assert len(lines) >= 3 and all(len(line) == 40 for line in lines)
+    assert any(ch != " " for line in lines for ch in line)
+    coloured = preview(str(crop), width=20, colour=True)
+    assert "\x1b[38;2;" in coloured[0]
+    assert preview(None) == ["(no crop saved)"]
