@@ -1,0 +1,114 @@
+"""Grading a class: speed on one core and on all cores, agreement with ground truth, memory.
+
+A class of 40 students (2 pages each, ``examples/linear-layer.yaml``) fills in its sheets and
+photographs them (the simulator's ``phone`` tier, seeds never used by tests); the grader then
+grades them.  Prints pages per second with 1 worker and with one per core, the floor (decoding
+the same JPEGs with OpenCV, measured in the same run) and the ratio, how every auto-decided
+verdict compares with the truth, the share of fields sent to review, and peak memory.
+
+    .venv/bin/python bench/grade.py [--students 40] [--tier phone] [--seed 9100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+
+from grader.simulate_class import simulate_class  # noqa: E402
+from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
+from worksheets.publish import publish  # noqa: E402
+from worksheets.spec import Student, load_spec  # noqa: E402
+
+SPEC = ROOT / "examples" / "linear-layer.yaml"
+
+
+def make_class(folder: Path, students: int, tier: str, seed: int) -> tuple[Path, list, Path]:
+    roster = [Student(student_id=f"{310000 + i}", name=f"Student {i + 1}")
+              for i in range(students)]
+    printed = publish(load_spec(SPEC), folder / "print", students=roster)
+    key = json.loads(printed.key_json.read_text())
+    photos = folder / "photos"
+    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed)
+    return printed.key_json, truths, photos
+
+
+def decode_floor(photos: Path) -> float:
+    start = time.perf_counter()
+    for path in sorted(photos.glob("*.jpg")):
+        cv2.imread(str(path))
+    return time.perf_counter() - start
+
+
+def agreement(results_json: Path, truths: list) -> Counter[str]:
+    """Compare each field's verdict with the truth's."""
+    results = json.loads(results_json.read_text())
+    truth_by_page = {(t.variant, t.page_number): t for t in truths}
+    tally: Counter[str] = Counter()
+    for page in results["pages"]:
+        if page["status"] != "graded":
+            tally["page_errors"] += 1
+            continue
+        truth = truth_by_page[(page["variant"], page["page_number"])]
+        for field in page["fields"]:
+            tally["fields"] += 1
+            if field["verdict"] == "review":
+                tally["review"] += 1
+            elif field["verdict"] == truth.verdicts[field["id"]]:
+                tally["auto_right"] += 1
+            else:
+                tally["auto_wrong"] += 1
+    return tally
+
+
+def run(key: Path, photos: Path, out: Path, jobs: int) -> tuple[float, int]:
+    cv2.setNumThreads(1)
+    start = time.perf_counter()
+    summary = grade_batch(GradeRequest(key, [photos], out, jobs=jobs))
+    return time.perf_counter() - start, summary.pages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--tier", default="phone")
+    parser.add_argument("--seed", type=int, default=9100)
+    args = parser.parse_args()
+    cores = available_cores()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print(f"simulating {args.students} students x 2 pages ({args.tier}) ...", flush=True)
+        key, truths, photos = make_class(folder, args.students, args.tier, args.seed)
+        floor = decode_floor(photos)
+        one_s, pages = run(key, photos, folder / "one", 1)
+        all_s, _ = run(key, photos, folder / "all", cores)
+        tally = agreement(folder / "one" / "results.json", truths)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"pages: {pages}   cores: {cores}")
+    print(f"{'':<34}{'s total':>9}{'ms/page':>9}{'pages/s':>9}")
+    for name, seconds in (("floor: decode JPEGs (1 core)", floor),
+                          ("grade, 1 worker", one_s), (f"grade, {cores} workers", all_s)):
+        print(f"{name:<34}{seconds:>9.2f}{1000 * seconds / pages:>9.1f}{pages / seconds:>9.2f}")
+    print(f"ratio grade (1 worker) / decode floor: {one_s / floor:.1f}x; "
+          f"speed-up with {cores} workers: {one_s / all_s:.2f}x")
+    fields = tally["fields"]
+    auto = tally["auto_right"] + tally["auto_wrong"]
+    print(f"fields: {fields}; auto-decided: {auto}, of which wrong: {tally['auto_wrong']}; "
+          f"sent to review: {tally['review']} ({100 * tally['review'] / max(fields, 1):.1f}%); "
+          f"pages not graded: {tally['page_errors']}")
+    print(f"peak memory: main process {peak_mb:.0f} MB, largest worker {children_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
