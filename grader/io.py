@@ -232,6 +232,10 @@ def _iter_file(path: Path, pdf_dpi: int) -> Iterator[PageItem]:
             return
         yield from _iter_pdf(path, source, path, None, digest, pdf_dpi)
         return
+    if sniff_format(head) == "zip":
+        # Read from the file: members are extracted one at a time, never the whole archive.
+        yield from _iter_zip(path, source, path, pdf_dpi, depth=0)
+        return
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -261,14 +265,18 @@ def _iter_blob(
         yield from _iter_image(data, kind, source, path, member, digest)
 
 
-def _iter_zip(data: bytes, source: str, path: Path, pdf_dpi: int, depth: int) -> Iterator[PageItem]:
+def _iter_zip(
+    archive_file: Path | bytes, source: str, path: Path, pdf_dpi: int, depth: int
+) -> Iterator[PageItem]:
+    """Pages of every member of a zip (a file on disk, or the bytes of a nested zip)."""
     if depth >= MAX_ZIP_DEPTH:
         yield _fail(
             source, UnsupportedFormat(f"{source}: zips nested too deep; unpack them first"), path
         )
         return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        opened = io.BytesIO(archive_file) if isinstance(archive_file, bytes) else archive_file
+        archive = zipfile.ZipFile(opened)
     except (zipfile.BadZipFile, OSError) as exc:
         msg = f"{source}: the zip file is damaged ({exc}); create it again and upload it"
         yield _fail(source, UnreadableFile(msg), path)

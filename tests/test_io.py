@@ -212,11 +212,13 @@ def test_zip_with_nested_folders_junk_and_pdf(tmp_path: Path) -> None:
             ".DS_Store": b"junk",
             "sub/.hidden.png": png,
             "notes.txt": b"homework for Tuesday",
+            "broken.pdf": b"%PDF-1.4\n1 0 obj garbage\n",
         },
     )
     items = list(iter_pages([archive], pdf_dpi=36))
     sources = [it.source for it in items]
     assert sources == [
+        f"{archive}:broken.pdf",
         f"{archive}:IMG_2.png",
         f"{archive}:IMG_10.jpg",
         f"{archive}:more.zip:deep.png",
@@ -224,7 +226,8 @@ def test_zip_with_nested_folders_junk_and_pdf(tmp_path: Path) -> None:
         f"{archive}:sub/folder/b.HEIC",
         f"{archive}:sub/scan.pdf page 1",
     ]
-    (junk,) = failures_of(items)
+    broken, junk = failures_of(items)
+    assert isinstance(broken.error, UnreadableFile) and "broken.pdf" in str(broken.error)
     assert isinstance(junk.error, UnsupportedFormat)
     assert "notes.txt" in str(junk.error) and "upload JPEG, PNG" in str(junk.error)
     pages = pages_of(items)
