@@ -283,18 +283,23 @@ def simulate_capture(
     *,
     crop_edge: bool = False,
     frame_size: tuple[int, int] | None = None,
+    page_mm: tuple[float, float] | None = None,
 ) -> Capture:
     """Photograph (``phone``, ``hard``) or scan (``scan``) a printed, filled-in page.
 
-    ``page_img``: (H, W) or (H, W, 3) uint8 of the whole page at ``px_per_mm``; its size in mm
-    is (W, H) / px_per_mm. ``tier``: a name in :data:`TIERS` or a custom :class:`TierSpec`.
-    The whole page stays in the frame unless ``crop_edge``, which pushes 8-25 % of it past one
-    side of the frame. ``frame_size`` (width, height) overrides the camera's sensor size
-    (ignored for scans, whose size follows from the dpi).
+    ``page_img``: (H, W) or (H, W, 3) uint8 of the whole page at ``px_per_mm``: mm point
+    (x, y) is at pixel coordinate (x, y) * px_per_mm - 0.5 (pixel centres at integers).
+    ``page_mm`` (width, height) is the paper size; by default (W, H) / px_per_mm, but a
+    rasteriser rounds the pixel count up, so pass the true size for an exact ``page_quad``.
+    ``tier``: a name in :data:`TIERS` or a custom :class:`TierSpec`. The whole page stays in
+    the frame unless ``crop_edge``, which pushes 8-25 % of it past one side of the frame.
+    ``frame_size`` (width, height) overrides the camera's sensor size (ignored for scans,
+    whose size follows from the dpi).
     """
     spec = TIERS[tier] if isinstance(tier, str) else tier
     page = _as_bgr(page_img)
-    page_mm = (page.shape[1] / px_per_mm, page.shape[0] / px_per_mm)
+    if page_mm is None:
+        page_mm = (page.shape[1] / px_per_mm, page.shape[0] / px_per_mm)
     params: dict[str, Any] = {"tier": spec.name, "crop_edge": crop_edge}
     geometry: Geometry
     if spec.kind == "scan":
@@ -329,11 +334,19 @@ def simulate_page(
     glyph_source: Any = None,
     crop_edge: bool = False,
     frame_size: tuple[int, int] | None = None,
+    page_mm: tuple[float, float] | None = None,
 ) -> Capture:
     """:func:`write_answers` then :func:`simulate_capture`; ``params["answers"]`` says what."""
     written = write_answers(page_img, px_per_mm, boxes_mm, answers, rng, glyph_source)
     capture = simulate_capture(
-        written, px_per_mm, boxes_mm, tier, rng, crop_edge=crop_edge, frame_size=frame_size
+        written,
+        px_per_mm,
+        boxes_mm,
+        tier,
+        rng,
+        crop_edge=crop_edge,
+        frame_size=frame_size,
+        page_mm=page_mm,
     )
     capture.params["answers"] = dict(answers)
     return capture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import cv2
@@ -193,6 +194,16 @@ def test_frame_size_override_and_tier_character() -> None:
     assert TIERS["phone"].tilt_deg[0] <= phone.params["tilt_deg"] <= TIERS["phone"].tilt_deg[1]
     assert 20.0 <= hard.params["tilt_deg"] <= 35.0
     assert hard.params["shadow"] and hard.params["curl"] and hard.params["fold"]
+    json.dumps(hard.params)  # params go into truth files as they are
+
+
+def test_page_size_can_be_given_exactly() -> None:
+    # A rasteriser rounds 210 mm at 6 px/mm up to 1261 px; the paper is still 210 mm wide.
+    page = np.full((1783, 1261), 255, np.uint8)
+    rng = np.random.default_rng(1)
+    cap = simulate_capture(page, PPM, {}, "phone", rng, page_mm=PAGE_MM)
+    corners = np.array([[0, 0], [210, 0], [210, 297], [0, 297]], np.float64)
+    assert np.allclose(cap.page_quad, cap.to_photo(corners))
 
 
 def test_geometry_inverse_undoes_forward() -> None:
