@@ -356,6 +356,9 @@ def _open_image(data: bytes, source: str, kind: str) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
+    except Image.DecompressionBombError as exc:
+        msg = f"{source}: the image is far too large to be a photo of a page; resize it ({exc})"
+        raise UnreadableFile(msg) from exc
     except Exception as exc:  # decoders raise many types; a damaged file is a per-file result
         raise _damaged(source, kind, exc) from exc
     return img

@@ -326,6 +326,12 @@ def test_sha256_is_stable_and_name_independent(tmp_path: Path) -> None:
     assert first[2].sha256 != first[3].sha256
 
 
+def test_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(UnreadableFile, match="too large"):
+        decode_image_bytes(encoded(pattern(), "PNG"), "huge.png")
+
+
 def test_decode_image_bytes() -> None:
     assert_pattern(decode_image_bytes(encoded(pattern(), "PNG"), "a.png"), tol=0)
     with pytest.raises(UnreadableFile, match="empty"):
