@@ -600,7 +600,7 @@ def _light(
 ) -> np.ndarray:
     """Illumination factor at quarter resolution, (lh, lw, 3) float32 around 1."""
     low = fx.low_res_size(out_size)
-    scale = out_size[0] / 4032.0
+    scale = max(out_size) / 4032.0
     gradient, vignette = _uniform(rng, spec.gradient), _uniform(rng, spec.vignette)
     exposure = _uniform(rng, spec.exposure)
     light = exposure * fx.frame_gradient(rng, low, gradient, vignette)
