@@ -1,0 +1,1070 @@
+"""Map the printed page onto the photo: a global homography, then a local fit per box.
+
+Frames as in :mod:`grader.locate`: page mm (top-left origin, x right, y down) and photo pixels
+(OpenCV index coordinates).  Every 3x3 matrix here maps page mm to photo pixels.
+
+Why two levels.  The eight markers give a homography that is exact for a flat sheet, but a
+curled or folded sheet is not a plane: in the middle of the page the homography can be off by
+several millimetres.  Each answer box therefore gets its own mapping, fitted to its printed
+border: the region around the box is warped upright with the global homography, the four
+border lines are found in it, and the box's corners in the photo follow from their
+intersections.  A box whose border cannot be trusted borrows the correction of its neighbours
+(boxes and markers), but only where they agree; otherwise the page is refused rather than
+risking a crop of the wrong place.
+
+Border finding is robust to handwriting because it scores the whole rectangle at once: a thin
+dark line must run along all four sides at the printed size.  Strokes cross a side in a few
+places, so they barely move a side's mean line response, while the real border raises all four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+from grader.errors import AlignmentUncertain
+from grader.keyindex import BoxSpec, Rect
+from grader.locate import MarkerHit, warp_region
+
+# --- global homography ----------------------------------------------------------------------
+
+# Markers of a curled sheet do not fit one homography exactly (a corner lifted towards the
+# camera lands a centimetre or more away); RANSAC only has to reject false detections, so its
+# threshold is generous.  Dropping a real marker would cost far more: the page around it
+# would be extrapolated.
+RANSAC_THRESHOLD_MM = 15.0
+MAX_MARKER_RESIDUAL_MM = 30.0
+
+
+@dataclass
+class PageFit:
+    """The global page-to-photo homography and how well the markers agree with it.
+
+    ``h``: 3x3 float64, page mm -> photo px.  ``markers``: the markers used (one per id).
+    ``residuals_mm``: per marker id, the mean distance (mm) between its detected corners and
+    where ``h`` puts them.  ``px_per_mm``: median scale over the page.
+    """
+
+    h: np.ndarray
+    markers: dict[int, MarkerHit]
+    residuals_mm: dict[int, float]
+    px_per_mm: float
+
+    @property
+    def residual_mm(self) -> float:
+        """Root mean square of the markers' residuals (mm)."""
+        values = np.array(list(self.residuals_mm.values()))
+        return float(np.sqrt(np.mean(values**2))) if values.size else float("nan")
+
+
+def marker_corners_mm(rect: Rect) -> np.ndarray:
+    """(4, 2) float64 page mm of a marker's corners in the printed order TL, TR, BR, BL."""
+    x, y, w, h = rect
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+
+
+def project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points through the 3x3 homography ``h``; (N, 2) float64 out."""
+    pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
+    return cv2.perspectiveTransform(pts, h).reshape(-1, 2)
+
+
+def local_scale(h: np.ndarray, point_mm: tuple[float, float]) -> float:
+    """Photo pixels per mm at ``point_mm``: square root of the homography's Jacobian area."""
+    x, y = point_mm
+    p = project(h, np.array([[x, y], [x + 1.0, y], [x, y + 1.0]]))
+    jac = np.column_stack([p[1] - p[0], p[2] - p[0]])
+    return float(np.sqrt(abs(np.linalg.det(jac))))
+
+
+def fit_page(hits: list[MarkerHit], layout: dict[int, Rect]) -> PageFit | None:
+    """Fit the homography to every usable marker; None if fewer than 3 remain.
+
+    A homography cannot follow a bent sheet, so markers legitimately disagree with it by
+    millimetres; they are all kept (their residuals become local corrections, see
+    :func:`marker_anchors`).  Only duplicates (a marker-like pattern, or a second sheet in
+    the picture) are resolved, by RANSAC consistency, and a marker off by more than
+    ``MAX_MARKER_RESIDUAL_MM`` is dropped as a false detection, the worst first.
+    """
+    if len({hit.marker_id for hit in hits}) < 3:
+        return None
+    used = _unique_markers(hits, layout)
+    while len(used) >= 3:
+        h = _lsq_homography(used, layout)
+        if h is None or not _orientation_preserving(h, layout):
+            return None
+        residuals = {i: _marker_residual_mm(h, hit, layout[i]) for i, hit in used.items()}
+        worst = max(residuals, key=lambda i: residuals[i])
+        if residuals[worst] <= MAX_MARKER_RESIDUAL_MM:
+            break
+        del used[worst]
+    else:
+        return None
+    page_scale = float(np.median([local_scale(h, _centre(layout[i])) for i in used]))
+    return PageFit(h=h, markers=used, residuals_mm=residuals, px_per_mm=page_scale)
+
+
+def _unique_markers(hits: list[MarkerHit], layout: dict[int, Rect]) -> dict[int, MarkerHit]:
+    """One hit per id: duplicates decided by agreement with a RANSAC fit of all hits."""
+    by_id: dict[int, list[MarkerHit]] = {}
+    for hit in hits:
+        by_id.setdefault(hit.marker_id, []).append(hit)
+    if all(len(v) == 1 for v in by_id.values()):
+        return {i: v[0] for i, v in by_id.items()}
+    src = np.concatenate([marker_corners_mm(layout[hit.marker_id]) for hit in hits])
+    dst = np.concatenate([hit.corners.astype(np.float64) for hit in hits])
+    scale = float(np.median([hit.side_px for hit in hits])) / layout[hits[0].marker_id][2]
+    h, _ = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_THRESHOLD_MM * scale,
+                              maxIters=500, confidence=0.999)
+    if h is None:
+        return {i: v[0] for i, v in by_id.items() if len(v) == 1}
+    return {i: min(v, key=lambda hit: _marker_residual_mm(h, hit, layout[i]))
+            for i, v in by_id.items()}
+
+
+def _lsq_homography(used: dict[int, MarkerHit], layout: dict[int, Rect]) -> np.ndarray | None:
+    src = np.concatenate([marker_corners_mm(layout[i]) for i in used])
+    dst = np.concatenate([hit.corners.astype(np.float64) for hit in used.values()])
+    # Plain least squares spreads a bend's disagreement over all markers.
+    h, _ = cv2.findHomography(src, dst, 0)
+    return None if h is None else np.asarray(h, np.float64)
+
+
+def _marker_residual_mm(h: np.ndarray, hit: MarkerHit, rect: Rect) -> float:
+    """Mean distance (mm) between a marker's detected corners and where ``h`` puts them."""
+    px = np.linalg.norm(project(h, marker_corners_mm(rect)) - hit.corners, axis=1)
+    return float(np.mean(px)) / local_scale(h, _centre(rect))
+
+
+def _centre(rect: Rect) -> tuple[float, float]:
+    return rect[0] + rect[2] / 2, rect[1] + rect[3] / 2
+
+
+def _orientation_preserving(h: np.ndarray, layout: dict[int, Rect]) -> bool:
+    """A photo never mirrors the page, and the page must stay in front of the camera."""
+    pts = np.array([_centre(r) for r in layout.values()], np.float64)
+    w = pts @ h[2, :2] + h[2, 2]
+    if np.any(w <= 0):
+        return False
+    return local_scale(h, tuple(pts.mean(axis=0))) > 0 and np.linalg.det(h[:2, :2]) * h[2, 2] > 0
+
+
+# --- local refinement per box -----------------------------------------------------------------
+
+REFINE_PX_PER_MM = 8.0
+# How far a box may be from where its neighbours predict it.  Boxes are visited outwards from
+# the markers, so the prediction comes from nearby boxes and this stays small even when the
+# global homography is a centimetre off in the middle of a curled sheet.
+SEARCH_MM = 4.0
+CORNER_SKIP_MM = 1.2  # side segments stop short of the corners, where two lines meet
+SEGMENT_MM = 3.5
+EVEN_LINE_SHARE = 0.4  # weakest segment of a side vs its median: a printed line is even
+MAX_LINE_RESIDUAL_MM = 0.25
+SIDE_SEARCH_MM = 1.0  # per-segment search around the outline's best position
+LINE_MM = 0.4  # printed box line width
+RIDGE_NEAR_MM = 0.35  # just past a sharp line's half width
+LINE_CAP = 0.6
+# Found box size vs printed, after the predicted correction.  A steep, bent sheet still
+# changes the local scale by up to ~9 % from what the neighbours predict.
+SIZE_TOLERANCE = 0.10
+MAX_TURN_DEG = 7.0
+FAST_SHIFT_MM = 1.9  # a window this narrow (prediction within ~0.35 mm) skips the pair search
+NEIGHBOUR_WEIGHT = 0.5
+PRIOR_WEIGHT = 0.015
+PEAK_HALF_MM = 0.3  # a side sits on a maximum of the line response within this
+PEAK_CENTROID_MM = 0.6
+AMBIGUOUS_MM = 1.5
+AMBIGUOUS_SHARE = 0.85
+CORNER_GAP_MM = (0.7, 1.3)  # where a crossing side is checked for running on past a corner
+CORNER_CONTINUE_SHARE = 0.5
+NEIGHBOUR_RADIUS_MM = 120.0
+PREDICT_NEIGHBOURS = 12
+# A box is placed from its neighbours only where they predict it this well.  Calibrated on
+# simulated pages: at 0.3 mm no such placement was off by more than 0.7 mm; on strongly bent
+# sheets the prediction is rarely this sure, and the page is refused instead.
+MAX_FALLBACK_UNCERTAINTY_MM = 0.3
+MAX_OUTLIER_MM = 1.5
+MIN_FOUND_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class LineModel:
+    """How printed lines look in this photo, from the measured blur.
+
+    ``ridge_mm``: distance at which a line pixel is compared with the paper on both sides;
+    ``min_contrast``: the weakest mean line darkening (share of paper brightness) accepted.
+    """
+
+    ridge_mm: float
+    min_contrast: float
+
+    @classmethod
+    def for_blur(cls, edge_mm: float) -> LineModel:
+        """Model for a photo whose edges rise (10-90 %) over ``edge_mm`` millimetres."""
+        sigma_blur = max(edge_mm, 0.0) / 2.56  # a Gaussian's 10-90 rise is 2.56 sigma
+        sigma = float(np.hypot(sigma_blur, LINE_MM / np.sqrt(12.0)))
+        # The blurred line is about 2 sigma wide each side; compare beyond that.
+        ridge = max(0.5, 0.2 + 2.15 * sigma)
+        # Peak darkening of a blurred 0.4 mm line of ~80 % ink, and a third of it accepted.
+        expected = min(0.8, 0.8 * LINE_MM / (np.sqrt(2 * np.pi) * sigma))
+        return cls(ridge_mm=float(ridge), min_contrast=float(np.clip(0.3 * expected, 0.05, 0.18)))
+
+
+@dataclass
+class BoxFit:
+    """Where one box is in the photo.
+
+    ``corners_px``: (4, 2) float64 photo px of the box's corners TL, TR, BR, BL (the centres of
+    its border lines).  ``h``: 3x3 page mm -> photo px, exact at those corners.  ``found``: the
+    border was seen (else the corners come from neighbours).  ``shift_mm``: (2,) how far the
+    box's centre is from where the global homography put it, in page mm (``corner_shifts_mm``:
+    (4, 2) the same per corner).  ``contrast``: line darkening of the weakest side, as a share
+    of paper brightness.
+    """
+
+    box: BoxSpec
+    corners_px: np.ndarray
+    h: np.ndarray
+    found: bool
+    shift_mm: np.ndarray
+    contrast: float
+    note: str = ""
+    corner_shifts_mm: np.ndarray = field(default_factory=lambda: np.zeros((4, 2)))
+
+
+def box_corners_mm(rect: Rect) -> np.ndarray:
+    """(4, 2) float64: the rect's corners TL, TR, BR, BL in page mm."""
+    return marker_corners_mm(rect)
+
+
+@dataclass(frozen=True)
+class SideMaps:
+    """Line responses of an upright region for one orientation, (n, m) float32 each.
+
+    Laid out with the lines horizontal (for vertical lines the region is transposed).
+    ``first`` and ``second`` serve a box's first (top, left) and second side; both are the
+    darkening against the paper on at least one side.  ``both``: against both sides (a line
+    seen from nowhere in particular).  All are shares of the local paper brightness.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    both: np.ndarray
+
+
+def _darker(
+    image: np.ndarray, side: np.ndarray, d: int, inv_paper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much darker each pixel is than the paper on at least one / on both sides.
+
+    ``image`` and ``side`` (its max filter along the rows) are (n, m) uint8; a pixel of row
+    i is compared with ``side`` rows i - d and i + d.  Returns two (n, m) float32 maps, as
+    shares of the paper level (``inv_paper`` = 1 / paper); the first and last d rows are 0.
+    """
+    before, after, centre = side[: -2 * d], side[2 * d:], image[d:-d]
+    any_side = np.zeros(image.shape, np.float32)
+    both_sides = np.zeros(image.shape, np.float32)
+    any_side[d:-d] = cv2.subtract(cv2.max(before, after), centre)
+    both_sides[d:-d] = cv2.subtract(cv2.min(before, after), centre)
+    any_side *= inv_paper
+    both_sides *= inv_paper
+    return any_side, both_sides
+
+
+def _ridges(region: np.ndarray, ridge_px: int) -> tuple[SideMaps, SideMaps]:
+    """Line responses for horizontal and vertical lines of an upright region (h, w) uint8.
+
+    A pixel's response is how much darker it is than the brightest pixel between
+    ``RIDGE_NEAR_MM`` and ``ridge_px`` away on a side.  The brightest in a range, not one
+    fixed distance, keeps two lines 1.5 mm apart (student-number digits) from cancelling
+    each other when the photo is blurred.  Each side of a box is judged against its inside
+    only: the label printed just above a box, or a neighbour's line, would otherwise eat the
+    response of a blurred top or side line.  Divided by the local paper brightness (a max
+    filter wider than a line, smoothed), responses read the same in shadow and in full light.
+    """
+    near = max(2, round(RIDGE_NEAR_MM * REFINE_PX_PER_MM))
+    far = max(ridge_px, near + 2)
+    if (far - near) % 2:
+        far += 1
+    d = (near + far) // 2  # centre of the side window
+    width = far - near + 1
+    k = 2 * far + 1
+    # Saturating uint8 arithmetic (OpenCV's SIMD paths) keeps this cheap; only the
+    # normalised maps are float.
+    paper = cv2.blur(cv2.dilate(region, np.ones((k, k), np.uint8)), (k, k))
+    inv_paper = 1.0 / np.maximum(paper.astype(np.float32), 8.0)
+    # A side counts as a line if it is darker than the paper on at least one side ("any"):
+    # inside a box handwriting may touch its border, outside a label or a neighbour may be
+    # close.  "both" (darker than either side) serves for lines seen from nowhere special.
+    side_y = cv2.dilate(region, np.ones((width, 1), np.uint8))
+    side_x = np.ascontiguousarray(cv2.dilate(region, np.ones((1, width), np.uint8)).T)
+    region_t = np.ascontiguousarray(region.T)
+    h_any, h_both = _darker(region, side_y, d, inv_paper)
+    v_any, v_both = _darker(region_t, side_x, d, np.ascontiguousarray(inv_paper.T))
+    horizontal = SideMaps(h_any, h_any, h_both)
+    vertical = SideMaps(v_any, v_any, v_both)
+    return horizontal, vertical
+
+
+@dataclass(frozen=True)
+class LinePair:
+    """Two parallel lines ``across = first + slope * (along - centre)`` and ``second + ...``.
+
+    In region pixels; for horizontal lines ``across`` is y and ``along`` x.  ``contrast``: the
+    weaker line's mean darkening (share of paper brightness).
+    """
+
+    first: float
+    second: float
+    slope: float
+    centre: float
+    contrast: float
+
+    def at(self, which: int, along: float) -> float:
+        base = self.first if which == 0 else self.second
+        return base + self.slope * (along - self.centre)
+
+
+SEGMENT_SEARCH_MM = 5.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """How far a box's border is searched from its prediction: shift (mm), turn (degrees) and
+    relative size.  Narrow where the neighbours predict the box well (a flat sheet), wide on a
+    bent one; a box missed in a narrow window is searched again in the widest."""
+
+    shift_mm: float
+    turn_deg: float
+    size_tol: float
+
+    @classmethod
+    def widest(cls) -> Window:
+        return cls(SEARCH_MM, MAX_TURN_DEG, SIZE_TOLERANCE)
+
+    @classmethod
+    def for_uncertainty(cls, uncertainty: float) -> Window:
+        """A window several times the predicted error, within fixed bounds."""
+        u = max(uncertainty, 0.0)
+        return cls(float(np.clip(0.8 + 3.0 * u, 1.2, SEARCH_MM)),
+                   float(np.clip(2.0 + 5.0 * u, 2.0, MAX_TURN_DEG)),
+                   float(np.clip(0.03 + 0.06 * u, 0.03, SIZE_TOLERANCE)))
+
+    @property
+    def slopes(self) -> np.ndarray:
+        """Slopes (tan) searched, one degree apart, 0 in the middle."""
+        n = int(np.ceil(self.turn_deg))
+        return np.tan(np.deg2rad(np.arange(-n, n + 1, 1.0)))
+
+
+def _line_scores(
+    ridge: np.ndarray, span: tuple[int, int], slopes: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Mean response (n_slopes, n_rows) along lines of every slope in ``slopes`` through
+    each row at the span's centre, and that centre (column).
+
+    The response is averaged over column segments, and a slope shifts each segment's profile
+    before they are averaged, so a turned box costs a few profile lookups, not another warp.
+    """
+    xa, xb = span
+    capped = np.minimum(ridge[:, xa:xb], LINE_CAP)
+    n_seg = max(1, round((xb - xa) / (SEGMENT_SEARCH_MM * REFINE_PX_PER_MM)))
+    edges = np.linspace(0, xb - xa, n_seg + 1).round().astype(int)
+    profiles = np.stack([capped[:, e0:e1].mean(axis=1)
+                         for e0, e1 in pairwise(edges)])
+    centre = (xa + xb - 1) / 2.0
+    seg_rel = (edges[:-1] + edges[1:] - 1) / 2.0 + xa - centre  # (n_seg,)
+    ny = ridge.shape[0]
+    offsets = np.rint(slopes[:, None] * seg_rel[None, :]).astype(int)  # (nt, n_seg)
+    idx = np.arange(ny)[None, None, :] + offsets[:, :, None]  # (nt, n_seg, ny)
+    valid = (idx >= 0) & (idx < ny)
+    picked = profiles[np.arange(n_seg)[None, :, None], np.clip(idx, 0, ny - 1)]
+    return np.where(valid, picked, 0.0).mean(axis=1).astype(np.float32), centre
+
+
+def _peaks(lines: np.ndarray) -> np.ndarray:
+    """(nt, n) bool: local maxima along each row of ``lines`` within ``PEAK_HALF_MM``."""
+    half = max(1, round(PEAK_HALF_MM * REFINE_PX_PER_MM))
+    return np.asarray(lines >= cv2.dilate(lines, np.ones((1, 2 * half + 1), np.uint8)))
+
+
+def _pair_search(
+    maps: SideMaps, span: tuple[int, int], expected: tuple[float, float], window: Window,
+    others: tuple[float, ...] = (), min_contrast: float = 0.0,
+    cross: tuple[SideMaps, LinePair] | None = None,
+) -> LinePair | None:
+    """Find a box's two parallel horizontal sides in line-response maps (h, w) float32.
+
+    ``span``: the columns known to lie inside the box; ``expected``: the sides' rows where the
+    box is predicted.  Searches the shift, slopes and separation of ``window`` (both sides on
+    peaks of the line response, see :func:`_line_scores`).  For vertical sides pass the
+    transposed maps.
+
+    ``others``: rows where neighbouring boxes' parallel sides are printed (same frame as
+    ``expected``); they move and scale with the pair, and their response adds to the score.
+    When a clearly different pair scores nearly as well, the two are settled by the corners
+    (``cross``: the other orientation's maps and pair) or the layout, else None is returned.
+    """
+    xa, xb = span
+    if xb - xa < 4:
+        return None
+    slopes = window.slopes
+    search = round(window.shift_mm * REFINE_PX_PER_MM)
+    first_lines, centre = _line_scores(maps.first, span, slopes)
+    second_lines = first_lines if maps.second is maps.first else \
+        _line_scores(maps.second, span, slopes)[0]
+    ny = maps.first.shape[0]
+    y0, y1 = expected
+    gap = y1 - y0
+    tol = window.size_tol
+    rows = np.arange(round(y0) - search, round(y0) + search + 1)
+    gaps = np.arange(round(gap * (1 - tol)), round(gap * (1 + tol)) + 1)
+    top_rows = np.clip(rows, 0, ny - 1)
+    bottom_rows = np.clip(rows[:, None] + gaps[None, :], 0, ny - 1)  # (nr, ng)
+    top = first_lines[:, top_rows][:, :, None]  # (nt, nr, 1)
+    bottom = second_lines[:, bottom_rows]  # (nt, nr, ng)
+    inside = ((rows >= 0) & (rows < ny))[None, :, None] & \
+        ((rows[:, None] + gaps[None, :]) < ny)[None, :, :]
+    # Sides may only sit on peaks of the line response: on a blurred photo the flank of a
+    # neighbour's line is nearly as dark as a real side and would otherwise pair up with it.
+    first_peaks = _peaks(first_lines)
+    second_peaks = first_peaks if second_lines is first_lines else _peaks(second_lines)
+    inside = inside & first_peaks[:, top_rows][:, :, None] & second_peaks[:, bottom_rows]
+    weaker = np.minimum(top, bottom)
+    score = (top + bottom) / 2 + weaker
+    if others:
+        lines, _ = _line_scores(maps.both, span, slopes)
+        # Each neighbour line sits at first + (row - y0) * gap / (y1 - y0).
+        rel = (np.asarray(others) - y0) / gap  # (no,)
+        at = rows[None, :, None, None] + rel[:, None, None, None] * gaps[None, None, :, None]
+        at = np.rint(at[..., 0]).astype(int)  # (no, nr, ng)
+        ok = (at >= 0) & (at < ny)
+        resp = lines[:, np.clip(at, 0, ny - 1)]  # (nt, no, nr, ng)
+        resp = np.where(ok[None], resp, 0.0).mean(axis=1)
+        score = score + NEIGHBOUR_WEIGHT * resp
+    # Small priors for the predicted place, size and angle: they only decide near-ties (a
+    # short side is nearly as good at any slope), never against a clearly better border.
+    slope_dev = np.abs(np.arange(len(slopes)) - len(slopes) // 2) / max(len(slopes) // 2, 1)
+    shift_dev = np.abs(rows - round(y0)) / max(search, 1)
+    gap_dev = np.abs(gaps / gap - 1.0) / tol
+    score = score - PRIOR_WEIGHT * (slope_dev[:, None, None] + shift_dev[None, :, None]
+                                    + gap_dev[None, None, :])
+    score = np.where(inside, score, -1.0)
+    t, r, g = np.unravel_index(int(np.argmax(score)), score.shape)
+    if score[t, r, g] <= 0:
+        return None
+    best = LinePair(float(rows[r]), float(rows[r] + gaps[g]), float(slopes[t]), centre,
+                    float(weaker[t, r, g]))
+    alt = _rival(score, rows, gaps, int(r), int(g))
+    if alt is None:
+        return best
+    t2, r2, g2 = alt
+    rival = LinePair(float(rows[r2]), float(rows[r2] + gaps[g2]), float(slopes[t2]), centre,
+                     float(weaker[t2, r2, g2]))
+    if cross is not None:
+        best_ok = _corners_ok(best, rival, cross)
+        if best_ok != _corners_ok(rival, best, cross):
+            return best if best_ok else rival
+    return _settle(best, rival, maps.first, span, min_contrast, (expected, others))
+
+
+def _corners_ok(pair: LinePair, other: LinePair, cross: tuple[SideMaps, LinePair]) -> bool:
+    """True if the crossing sides stop at this pair's sides that the other pair does not share.
+
+    At a box's corner the crossing side ends.  A long handwritten stroke or a neighbour's side
+    taken for a side leaves the crossing sides running on past it, which a real corner never
+    does.  ``cross``: the other orientation's maps (lines horizontal) and its found pair.
+    """
+    maps, lines = cross
+    tol = AMBIGUOUS_MM * REFINE_PX_PER_MM
+    for pos, outward in ((pair.first, -1), (pair.second, 1)):
+        if abs(pos - other.first) <= tol or abs(pos - other.second) <= tol:
+            continue
+        near = round(CORNER_GAP_MM[0] * REFINE_PX_PER_MM)
+        far = round(CORNER_GAP_MM[1] * REFINE_PX_PER_MM)
+        inside = _along_response(maps.both, lines, pos - outward * far, pos - outward * near)
+        beyond = _along_response(maps.both, lines, pos + outward * near, pos + outward * far)
+        if inside > 0 and beyond > CORNER_CONTINUE_SHARE * inside:
+            return False
+    return True
+
+
+def _along_response(ridge: np.ndarray, lines: LinePair, a: float, b: float) -> float:
+    """Weaker of the two ``lines``' mean response between columns ``a`` and ``b``."""
+    lo, hi = sorted((round(a), round(b)))
+    lo, hi = max(lo, 0), min(hi, ridge.shape[1] - 1)
+    if hi <= lo:
+        return 0.0
+    cols = np.arange(lo, hi + 1)
+    means = []
+    for which in (0, 1):
+        rows = np.rint([lines.at(which, c) for c in cols]).astype(int)
+        # The best of three rows: the crossing line is known to about a pixel.
+        stack = [ridge[np.clip(rows + k, 0, ridge.shape[0] - 1), cols] for k in (-1, 0, 1)]
+        means.append(float(np.max(stack, axis=0).mean()))
+    return min(means)
+
+
+def _settle(
+    best: LinePair, rival: LinePair, ridge: np.ndarray, span: tuple[int, int],
+    min_contrast: float, layout: tuple[tuple[float, float], tuple[float, ...]],
+) -> LinePair | None:
+    """Choose between two pairs that explain the picture nearly equally well, or neither.
+
+    Typically one is the box and the other pairs a side with a neighbour's side (the
+    predicted scale being off on a bent sheet), or with a long handwritten stroke.  A pair
+    is kept only if the other's line it leaves out is accounted for: inside the box it must
+    not look printed (a box has no printed line inside), outside it must be where the layout
+    has a neighbour's side.  ``layout``: the box's expected sides and its neighbours' sides.
+    """
+    (y0, y1), others = layout
+    inset = AMBIGUOUS_MM * REFINE_PX_PER_MM
+
+    def consistent(pair: LinePair, other: LinePair) -> bool:
+        lo, hi = sorted((pair.first, pair.second))
+        scale = (hi - lo) / (y1 - y0)
+        for pos in (other.first, other.second):
+            if abs(pos - pair.first) <= inset or abs(pos - pair.second) <= inset:
+                continue  # a line both pairs share
+            if lo < pos < hi:
+                probe = LinePair(pos, pos, other.slope, other.centre, 0.0)
+                if _straight_side(ridge, span, probe, min_contrast):
+                    return False
+            elif not any(abs(pair.first + (o - y0) * scale - pos) <= inset for o in others):
+                return False
+        return True
+
+    best_ok, rival_ok = consistent(best, rival), consistent(rival, best)
+    if best_ok and not rival_ok:
+        return best
+    if rival_ok and not best_ok:
+        return rival
+    return None
+
+
+def _straight_side(
+    ridge: np.ndarray, span: tuple[int, int], probe: LinePair, min_contrast: float
+) -> bool:
+    """True if a line that looks printed (whole length, even, straight) runs along ``probe``."""
+    points = _side_points(ridge, (span[0], span[1]), probe, 0, min_contrast)
+    if points is None or len(points) < 2:
+        return False
+    along = np.array([p[0] for p in points])
+    across = np.array([p[1] for p in points])
+    fit = np.polyfit(along, across, 1)
+    resid = across - np.polyval(fit, along)
+    return bool(np.sqrt(np.mean(resid**2)) <= MAX_LINE_RESIDUAL_MM * REFINE_PX_PER_MM)
+
+
+def _rival(
+    score: np.ndarray, rows: np.ndarray, gaps: np.ndarray, r: int, g: int
+) -> tuple[int, int, int] | None:
+    """A clearly different pair of lines scoring nearly as well as the best one, if any.
+
+    On a strongly bent sheet the predicted scale can be off enough for a neighbour's side
+    (4 mm away) to pair with this box's far side; then two placements explain the picture and
+    neither may be trusted.  Different means either line moved by more than
+    ``AMBIGUOUS_MM``.  Returns its (slope, row, gap) indices.
+    """
+    tol = AMBIGUOUS_MM * REFINE_PX_PER_MM
+    first = rows[:, None]
+    second = rows[:, None] + gaps[None, :]
+    same = (np.abs(first - rows[r]) <= tol) & (np.abs(second - (rows[r] + gaps[g])) <= tol)
+    others = np.where(same[None, :, :], -1.0, score)
+    if others.max() < AMBIGUOUS_SHARE * score.max():
+        return None
+    t2, r2, g2 = np.unravel_index(int(np.argmax(others)), others.shape)
+    return int(t2), int(r2), int(g2)
+
+
+def _peaks_subpixel(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel peak position and height of each row of ``profiles`` (n, W).
+
+    The position is the centroid of the part above half the peak within
+    ``PEAK_CENTROID_MM`` of the maximum: a printed line is several pixels wide and its
+    response has a flat top, where a parabola is no help.
+    """
+    n, width = profiles.shape
+    i = np.argmax(profiles, axis=1)
+    height = profiles[np.arange(n), i]
+    j = np.arange(width)[None, :]
+    near = np.abs(j - i[:, None]) <= PEAK_CENTROID_MM * REFINE_PX_PER_MM
+    weights = np.where(near, np.maximum(profiles - 0.5 * height[:, None], 0.0), 0.0)
+    total = np.maximum(weights.sum(axis=1), 1e-9)
+    return (weights * j).sum(axis=1) / total, height
+
+
+def _peak(profile: np.ndarray) -> tuple[float, float] | None:
+    """Sub-pixel position and height of the profile's maximum; None at the window's edge.
+
+    The position is the centroid of the part above half the peak: a printed line is several
+    pixels wide at 10 px/mm and its response has a flat top, where a parabola is no help.
+    """
+    i = int(np.argmax(profile))
+    if i < 1 or i > len(profile) - 2:
+        return None
+    peak = float(profile[i])
+    level = 0.5 * peak
+    left = i
+    while left > 0 and profile[left - 1] > level and i - left < 8:
+        left -= 1
+    right = i
+    while right < len(profile) - 1 and profile[right + 1] > level and right - i < 8:
+        right += 1
+    w = profile[left:right + 1] - level
+    return left + float(np.dot(w, np.arange(len(w))) / w.sum()), peak
+
+
+Points = list[tuple[float, float]]
+
+
+def _side_points(
+    ridge: np.ndarray, along: tuple[float, float], pair: LinePair, which: int,
+    min_contrast: float,
+) -> Points | None:
+    """Sub-pixel positions of one side of ``pair``; see :func:`_pair_points`."""
+    return _pair_points(ridge, along, pair, min_contrast, (which,))[0]
+
+
+def _pair_points(
+    ridge: np.ndarray, along: tuple[float, float], pair: LinePair, min_contrast: float,
+    which: tuple[int, ...] = (0, 1),
+) -> list[Points | None]:
+    """Sub-pixel positions of the sides ``which`` of ``pair``, one per segment.
+
+    Points are (along, across) in region pixels.  ``ridge`` has the sides horizontal
+    (transpose it for vertical sides); ``along``: the sides' extent between the corners.
+    A side gives None unless it looks printed along its whole length: a line in every
+    segment (one may be lost on long sides) of even darkness.  A handwritten stroke next to
+    the border is shorter, and uneven, so it cannot stand in for a side.  Both sides are
+    measured in one vectorised pass.
+    """
+    half = round(SIDE_SEARCH_MM * REFINE_PX_PER_MM)
+    inset = CORNER_SKIP_MM * REFINE_PX_PER_MM
+    ny, nx = ridge.shape
+    a0, a1 = max(round(along[0] + inset), 0), min(round(along[1] - inset), nx)
+    if a1 - a0 < 4:
+        return [None for _ in which]
+    n_seg = max(1, round((a1 - a0) / (SEGMENT_MM * REFINE_PX_PER_MM)))
+    seg_len = (a1 - a0) // n_seg
+    starts = a0 + np.arange(n_seg) * seg_len
+    mids = starts + (seg_len - 1) / 2.0
+    bases = np.array([pair.first if w == 0 else pair.second for w in which])
+    across = np.rint(bases[:, None] + pair.slope * (mids - pair.centre)[None, :]).astype(int)
+    across = across.ravel()  # (n_sides * n_seg,)
+    cols = np.tile(starts[:, None] + np.arange(seg_len)[None, :], (len(which), 1))
+    mid_all = np.tile(mids, len(which))
+    # Follow the coarse slope inside each segment, so a turned line stays in one row.
+    tilt = np.rint(pair.slope * (cols - mid_all[:, None])).astype(int)
+    offsets = np.arange(-half, half + 1)
+    rows = across[:, None, None] + offsets[None, :, None] + tilt[:, None, :]  # (n, W, L)
+    valid = (across - half + tilt.min(axis=1) >= 0) & (across + half + tilt.max(axis=1) < ny)
+    profiles = ridge[np.clip(rows, 0, ny - 1), cols[:, None, :]].mean(axis=2)  # (n, W)
+    pos, height = _peaks_subpixel(profiles)
+    ok = valid & (height >= min_contrast) & (pos > 0) & (pos < 2 * half)
+    allowed_missing = 1 if n_seg >= 4 else 0
+    out: list[Points | None] = []
+    for k in range(len(which)):
+        sel = slice(k * n_seg, (k + 1) * n_seg)
+        good = ok[sel]
+        h = height[sel][good]
+        if not good.any() or int(good.sum()) < n_seg - allowed_missing or \
+                h.min() < EVEN_LINE_SHARE * float(np.median(h)):
+            out.append(None)
+            continue
+        out.append([(float(m), float(a - half + p)) for m, a, p in
+                    zip(mids[good], across[sel][good], pos[sel][good], strict=True)])
+    return out
+
+
+def _fit_pair(
+    first: list[tuple[float, float]] | None, second: list[tuple[float, float]] | None
+) -> tuple[float, float, float] | None:
+    """Two parallel lines ``across = a + slope * along`` and ``a2 + slope * along``.
+
+    Returns (a, a2, slope), least squares over both sides' points; None without a point on
+    each side.  Parallel is right to well under a pixel over one box, and it lets a side with
+    a single clean segment still be placed.
+    """
+    if not first or not second:
+        return None
+    rows = [[1.0, 0.0, along] for along, _ in first] + [[0.0, 1.0, along] for along, _ in second]
+    rhs = np.array([across for _, across in first + second])
+    mat = np.array(rows)
+    if len(rows) < 3:
+        # Too few points for a slope: assume none (the region is already nearly upright).
+        mat = mat[:, :2]
+    sol, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
+    resid = rhs - mat @ sol
+    if float(np.sqrt(np.mean(resid**2))) > MAX_LINE_RESIDUAL_MM * REFINE_PX_PER_MM:
+        return None  # not two straight parallel lines: a bend, or a stroke taken for a side
+    slope = float(sol[2]) if len(sol) > 2 else 0.0
+    return float(sol[0]), float(sol[1]), slope
+
+
+def _intersect(vert: tuple[float, float], horiz: tuple[float, float]) -> tuple[float, float]:
+    """Crossing of x = a + b*y and y = c + e*x."""
+    a, b = vert
+    c, e = horiz
+    y = (c + e * a) / (1.0 - e * b)
+    return a + b * y, y
+
+
+def _box_homography(rect: Rect, corners_px: np.ndarray) -> np.ndarray:
+    return cv2.getPerspectiveTransform(box_corners_mm(rect).astype(np.float32),
+                                       corners_px.astype(np.float32)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A local affine correction of the global homography around ``centre`` (page mm).
+
+    A page point p is moved to ``p + offset + jac @ (p - centre)`` before the global
+    homography maps it into the photo.  ``uncertainty``: how far (mm) the prediction may be
+    off, from the disagreement of the anchors it was fitted to and their distance.
+    """
+
+    centre: np.ndarray
+    offset: np.ndarray
+    jac: np.ndarray
+    uncertainty: float = 0.0
+
+    @classmethod
+    def none(cls, centre: np.ndarray) -> Correction:
+        return cls(centre, np.zeros(2), np.zeros((2, 2)))
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) page mm -> (N, 2) corrected page mm."""
+        return points + self.offset + (points - self.centre) @ self.jac.T
+
+    def matrix(self) -> np.ndarray:
+        """The correction as a 3x3 affine matrix on page mm."""
+        lin = np.eye(2) + self.jac
+        m = np.eye(3)
+        m[:2, :2] = lin
+        m[:2, 2] = self.offset - self.jac @ self.centre
+        return m
+
+
+def fit_box(
+    gray: np.ndarray, h_page: np.ndarray, box: BoxSpec, lines: LineModel,
+    correction: Correction | None = None, neighbours: tuple[BoxSpec, ...] = (),
+    window: Window | None = None,
+) -> BoxFit:
+    """Find one box's printed border around where the correction predicts it.
+
+    The region around the box is warped through the global homography and the correction,
+    so the box appears nearly upright at its printed size wherever it is.  The longer pair of
+    sides is searched first over the span surely inside the box, then the other pair over the
+    found extent, then the first again over the other's extent; finally each side is refined
+    per segment.  Returns a BoxFit with ``found`` False (and the predicted placement) when
+    the border is not convincingly there.
+    """
+    corr = correction or Correction.none(np.array(box.centre))
+    r = REFINE_PX_PER_MM
+    ridge_px = max(2, round(lines.ridge_mm * r))
+    win = window or Window.widest()
+    margin = win.shift_mm + SIDE_SEARCH_MM + ridge_px / r + 0.3
+    region, to_photo = warp_region(gray, h_page @ corr.matrix(), box.rect, margin, r)
+    horizontal, vertical = _ridges(region, ridge_px)
+    search = round(win.shift_mm * r)
+    # Border line centres lie on the rect's edges; pixel u's centre is at (u + 0.5) / r mm.
+    x0 = y0 = margin * r - 0.5
+    x1, y1 = x0 + box.rect[2] * r, y0 + box.rect[3] * r
+    if win.shift_mm <= FAST_SHIFT_MM:
+        # Well predicted (a flat sheet): the border lies within the per-segment search of
+        # where it is predicted, so the pair search can be skipped.
+        guess = (LinePair(y0, y1, 0.0, (x0 + x1) / 2, 1.0),
+                 LinePair(x0, x1, 0.0, (y0 + y1) / 2, 1.0))
+        fast = _fit_sides(horizontal, vertical, guess, lines.min_contrast, (x0, y0, x1, y1), win)
+        if fast is not None:
+            return _found(box, h_page, to_photo, fast, 1.0)
+    maps = {"h": horizontal, "v": vertical}
+    expected = {"h": (y0, y1), "v": (x0, x1)}
+    others = _neighbour_lines(box, neighbours, margin)
+    inner = {"h": _inner(x0, x1, search), "v": _inner(y0, y1, search)}
+    order = ["h", "v"] if box.rect[2] >= box.rect[3] else ["v", "h"]
+    first_span = inner[order[0]]
+    side = (x1 - x0) if order[0] == "h" else (y1 - y0)
+    if first_span[1] - first_span[0] < 0.7 * side:
+        # The first pair was searched over a short middle part only: search it again over
+        # the extent the other pair found.
+        order.append(order[0])
+    pairs: dict[str, LinePair] = {}
+    for step, key in enumerate(order):
+        other = "v" if key == "h" else "h"
+        span = inner[key] if step == 0 else _extent(pairs[other])
+        cross = (maps[other], pairs[other]) if other in pairs else None
+        pair = _pair_search(maps[key], span, expected[key], win, others[key],
+                            lines.min_contrast, cross)
+        if pair is None or pair.contrast < lines.min_contrast:
+            return _placed(box, h_page, corr, "border not found")
+        pairs[key] = pair
+    hpair, vpair = pairs["h"], pairs["v"]
+    corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines.min_contrast,
+                         (x0, y0, x1, y1), win)
+    if corners is None:
+        return _placed(box, h_page, corr, "a side of the border is missing or bent")
+    return _found(box, h_page, to_photo, corners, min(hpair.contrast, vpair.contrast))
+
+
+def _fit_sides(
+    horizontal: SideMaps, vertical: SideMaps, pairs: tuple[LinePair, LinePair],
+    min_contrast: float, expected: tuple[float, float, float, float], win: Window,
+) -> np.ndarray | None:
+    """The box's corners (4, 2) in region pixels from all four sides refined per segment.
+
+    None if a side is not a whole, even, straight line, or the box is not its printed size
+    (within the window's tolerance).
+    """
+    hpair, vpair = pairs
+    mc = min_contrast
+    lr = _fit_pair(*_pair_points(vertical.first, _extent(hpair), vpair, mc))
+    tb = _fit_pair(*_pair_points(horizontal.first, _extent(vpair), hpair, mc))
+    if lr is None or tb is None:
+        return None
+    corners = np.array([
+        _intersect((lr[0], lr[2]), (tb[0], tb[2])),
+        _intersect((lr[1], lr[2]), (tb[0], tb[2])),
+        _intersect((lr[1], lr[2]), (tb[1], tb[2])),
+        _intersect((lr[0], lr[2]), (tb[1], tb[2])),
+    ])
+    x0, y0, x1, y1 = expected
+    width = float(np.mean([corners[1, 0] - corners[0, 0], corners[2, 0] - corners[3, 0]]))
+    height = float(np.mean([corners[3, 1] - corners[0, 1], corners[2, 1] - corners[1, 1]]))
+    tol = win.size_tol
+    if abs(width / (x1 - x0) - 1) > tol or abs(height / (y1 - y0) - 1) > tol:
+        return None
+    return corners
+
+
+def _found(
+    box: BoxSpec, h_page: np.ndarray, to_photo: np.ndarray, corners: np.ndarray,
+    contrast: float,
+) -> BoxFit:
+    corners_px = project(to_photo, corners)
+    shift = project(np.linalg.inv(h_page), corners_px) - box_corners_mm(box.rect)
+    return BoxFit(box, corners_px, _box_homography(box.rect, corners_px), True,
+                  shift.mean(axis=0), contrast, corner_shifts_mm=shift)
+
+
+def _neighbour_lines(
+    box: BoxSpec, boxes: tuple[BoxSpec, ...], margin: float
+) -> dict[str, tuple[float, ...]]:
+    """Region-pixel positions of other boxes' sides running alongside this box's sides.
+
+    "h": rows of horizontal sides of boxes overlapping this one's columns; "v": columns of
+    vertical sides of boxes overlapping its rows; only those within the search reach.
+    """
+    x, y, w, h = box.rect
+    r = REFINE_PX_PER_MM
+    reach = margin + SEARCH_MM
+    rows: list[float] = []
+    cols: list[float] = []
+    for other in boxes:
+        if other.box_id == box.box_id:
+            continue
+        ox, oy, ow, oh = other.rect
+        if min(x + w, ox + ow) - max(x, ox) > 0.3 * min(w, ow):
+            rows += [(v - y + margin) * r - 0.5 for v in (oy, oy + oh)
+                     if -reach < v - y < h + reach]
+        if min(y + h, oy + oh) - max(y, oy) > 0.3 * min(h, oh):
+            cols += [(v - x + margin) * r - 0.5 for v in (ox, ox + ow)
+                     if -reach < v - x < w + reach]
+    return {"h": tuple(rows), "v": tuple(cols)}
+
+
+def _inner(lo: float, hi: float, search: int) -> tuple[int, int]:
+    """Pixels sure to lie between two sides whatever the shift; at least 2 mm around the middle."""
+    a, b = round(lo + search), round(hi - search)
+    if b - a < 2 * REFINE_PX_PER_MM:
+        mid = (lo + hi) / 2
+        a, b = round(mid - REFINE_PX_PER_MM), round(mid + REFINE_PX_PER_MM)
+    return a, b
+
+
+def _extent(pair: LinePair) -> tuple[int, int]:
+    """The span between a found pair of sides, less the corners (for the other pair's search)."""
+    inset = CORNER_SKIP_MM * REFINE_PX_PER_MM
+    return round(min(pair.first, pair.second) + inset), round(max(pair.first, pair.second) - inset)
+
+
+def _placed(box: BoxSpec, h_page: np.ndarray, corr: Correction, note: str) -> BoxFit:
+    """A box placed by a predicted correction of the global homography."""
+    corners_mm = box_corners_mm(box.rect)
+    moved = corr.apply(corners_mm)
+    corners_px = project(h_page, moved)
+    shift = moved - corners_mm
+    return BoxFit(box, corners_px, _box_homography(box.rect, corners_px), False,
+                  shift.mean(axis=0), 0.0, note, corner_shifts_mm=shift)
+
+
+@dataclass
+class Anchors:
+    """Points where the correction to the global homography is known (page mm).
+
+    ``points``: (N, 2) printed positions; ``shifts``: (N, 2) where they really are minus that,
+    both in page mm; ``owner``: (N,) which box (index) or marker (-1 - id) each came from.
+    """
+
+    points: np.ndarray
+    shifts: np.ndarray
+    owner: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Anchors:
+        return cls(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.int64))
+
+    def add(self, points: np.ndarray, shifts: np.ndarray, owner: int) -> None:
+        self.points = np.vstack([self.points, points])
+        self.shifts = np.vstack([self.shifts, shifts])
+        self.owner = np.concatenate([self.owner, np.full(len(points), owner, np.int64)])
+
+    def without(self, owner: int) -> Anchors:
+        keep = self.owner != owner
+        return Anchors(self.points[keep], self.shifts[keep], self.owner[keep])
+
+
+def marker_anchors(fit: PageFit, layout: dict[int, Rect]) -> Anchors:
+    """The markers' corners as anchors: their residual against the global homography."""
+    inv = np.linalg.inv(fit.h)
+    anchors = Anchors.empty()
+    for marker_id, hit in fit.markers.items():
+        printed = marker_corners_mm(layout[marker_id])
+        anchors.add(printed, project(inv, hit.corners.astype(np.float64)) - printed,
+                    -1 - marker_id)
+    return anchors
+
+
+def predict(centre: np.ndarray, anchors: Anchors) -> Correction | None:
+    """The correction expected around ``centre`` from the nearest anchors.
+
+    A weighted plane (offset and 2x2 gradient) through the nearest ``PREDICT_NEIGHBOURS``
+    anchor points within ``NEIGHBOUR_RADIUS_MM``: a bent sheet's correction changes smoothly,
+    so nearby boxes also tell how the page turns and stretches here.  The gradient is shrunk
+    towards zero (ridge regression) so that a few close anchors cannot extrapolate a large
+    turn or stretch.  None without any anchor in reach.
+    """
+    if not len(anchors.points):
+        return None
+    dist = np.linalg.norm(anchors.points - centre, axis=1)
+    order = np.argsort(dist)[:PREDICT_NEIGHBOURS]
+    order = order[dist[order] <= NEIGHBOUR_RADIUS_MM]
+    if not len(order):
+        return None
+    d, rel, shifts = dist[order], anchors.points[order] - centre, anchors.shifts[order]
+    weights = 1.0 / np.maximum(d, 5.0) ** 2
+    wsum = float(weights.sum())
+    design = np.column_stack([np.ones(len(d)), rel]) * np.sqrt(weights)[:, None]
+    penalty = np.diag([0.0, 1.0, 1.0]) * GRADIENT_PRIOR_MM**2 * wsum
+    sol = np.linalg.solve(design.T @ design + penalty,
+                          design.T @ (shifts * np.sqrt(weights)[:, None]))
+    offset, jac = sol[0], sol[1:].T
+    model = offset + rel @ jac.T
+    resid = np.linalg.norm(shifts - model, axis=1)
+    disagreement = float(np.sqrt((weights * resid**2).sum() / wsum))
+    # Calibrated on simulated pages (leave one box out): the plane's error is about twice the
+    # anchors' disagreement with it, and grows with the distance to the nearest anchor.
+    uncertainty = float(np.hypot(2.0 * disagreement, EXTRAPOLATION_ERROR * float(d.min())))
+    return Correction(centre, offset, jac, uncertainty)
+
+
+# Ridge strength of the gradient, as a length: anchors spread less than this apart only
+# partly determine how the correction turns or stretches.
+GRADIENT_PRIOR_MM = 10.0
+EXTRAPOLATION_ERROR = 0.005  # mm of possible error per mm from the nearest anchor
+
+
+def refine_boxes(
+    gray: np.ndarray, fit: PageFit, boxes: tuple[BoxSpec, ...], layout: dict[int, Rect],
+    lines: LineModel, source: str,
+) -> list[BoxFit]:
+    """Every box's own mapping; raises AlignmentUncertain where one cannot be trusted.
+
+    Boxes are visited nearest-first from what is already placed (markers, then found boxes),
+    each searched around the correction its placed neighbours predict.  A found box that
+    disagrees with neighbours that agree among themselves is demoted.  A box not found takes
+    its neighbours' prediction if that is certain within ``MAX_FALLBACK_UNCERTAINTY_MM``.
+    """
+    markers = marker_anchors(fit, layout)
+    anchors = Anchors(markers.points.copy(), markers.shifts.copy(), markers.owner.copy())
+    fits: dict[int, BoxFit] = {}
+    pending = list(range(len(boxes)))
+    for sweep in range(2):
+        missed: list[int] = []
+        while pending:
+            index = _nearest_pending(pending, boxes, anchors.points)
+            pending.remove(index)
+            result = _search_box(gray, fit.h, boxes[index], lines, anchors, boxes)
+            fits[index] = result
+            if result.found:
+                anchors.add(box_corners_mm(boxes[index].rect), result.corner_shifts_mm, index)
+            else:
+                missed.append(index)
+        # A second sweep retries misses with the anchors found after them.
+        pending = missed if sweep == 0 else []
+    ordered = [fits[i] for i in range(len(boxes))]
+    found = sum(f.found for f in ordered)
+    if boxes and found < MIN_FOUND_SHARE * len(boxes):
+        raise AlignmentUncertain(
+            f"{source}: only {found} of {len(boxes)} answer boxes could be located; "
+            "flatten the sheet and photograph it again from straight above, in even light"
+        )
+    _demote_outliers(ordered, anchors)
+    for i, f in enumerate(ordered):
+        if not f.found:
+            anchors = anchors.without(i)
+    for i, f in enumerate(ordered):
+        if not f.found:
+            ordered[i] = _from_neighbours(f, fit.h, anchors, source)
+    return ordered
+
+
+def _search_box(
+    gray: np.ndarray, h_page: np.ndarray, box: BoxSpec, lines: LineModel, anchors: Anchors,
+    boxes: tuple[BoxSpec, ...],
+) -> BoxFit:
+    """Fit a box in a window sized by how well it is predicted, then, if missed, the widest."""
+    guess = predict(np.array(box.centre), anchors)
+    window = Window.widest() if guess is None else Window.for_uncertainty(guess.uncertainty)
+    result = fit_box(gray, h_page, box, lines, guess, boxes, window)
+    if not result.found and window != Window.widest():
+        result = fit_box(gray, h_page, box, lines, guess, boxes, Window.widest())
+    return result
+
+
+def _nearest_pending(pending: list[int], boxes: tuple[BoxSpec, ...], points: np.ndarray) -> int:
+    centres = np.array([boxes[i].centre for i in pending])
+    dist = np.linalg.norm(centres[:, None, :] - points[None, :, :], axis=2).min(axis=1)
+    return pending[int(np.argmin(dist))]
+
+
+def _demote_outliers(fits: list[BoxFit], anchors: Anchors) -> None:
+    """Treat as not found a box whose correction jumps away from consistent neighbours.
+
+    A border locked onto the wrong lines would be millimetres off; a bent sheet's correction
+    changes smoothly from box to box.
+    """
+    for i, f in enumerate(fits):
+        if not f.found:
+            continue
+        guess = predict(np.array(f.box.centre), anchors.without(i))
+        if guess is None or guess.uncertainty > MAX_FALLBACK_UNCERTAINTY_MM:
+            continue
+        if float(np.linalg.norm(f.shift_mm - guess.offset)) > MAX_OUTLIER_MM + guess.uncertainty:
+            f.found = False
+            f.note = "border disagrees with its neighbours"
+
+
+def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors, source: str) -> BoxFit:
+    guess = predict(np.array(f.box.centre), anchors)
+    if guess is None or guess.uncertainty > MAX_FALLBACK_UNCERTAINTY_MM:
+        raise AlignmentUncertain(
+            f"{source}: the border of box {f.box.box_id} cannot be seen ({f.note}) and the "
+            "sheet is too bent around it to place it safely; flatten the sheet, keep it "
+            "uncovered, and photograph it again"
+        )
+    return _placed(f.box, h_page, guess, f"{f.note}; placed from neighbours")

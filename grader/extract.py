@@ -1,0 +1,188 @@
+"""One clean crop per box: sampled straight from the photo, lit evenly, box lines removed.
+
+The crop contract the reader relies on: a (H, W) uint8 grayscale image of the box plus
+``CROP_MARGIN_MM`` on every side, at ``CROP_PX_PER_MM`` in the page frame, so a 32 x 12 mm
+answer box gives a 160 x 360 crop whose border centre lines lie 20 px in from each side
+(pixel (v, u) covers page mm [x0 + u/10, x0 + (u+1)/10) with x0 = box x - 2 mm).  Paper is
+brought to about 240-255 and printed box lines are painted out, keeping strokes that cross them.
+
+Why each crop is warped from the photo directly: warping the whole 12 MP page first would
+cost more than decoding the JPEG; a 360 x 160 warp reads only the pixels it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from grader.align import BoxFit
+from grader.keyindex import BoxSpec, Rect
+from grader.locate import region_size, region_transform
+
+CROP_PX_PER_MM = 10.0
+CROP_MARGIN_MM = 2.0
+PAPER_TARGET = 250.0
+# Wider than any pen stroke (about 1 mm), so a max filter of this size sees paper everywhere.
+BACKGROUND_KERNEL_MM = 2.1
+LINE_SEARCH_PX = 6
+LINE_MAX_HALF_PX = 6
+
+
+@dataclass(frozen=True)
+class CropLine:
+    """A printed line inside a crop: vertical (x = position) or horizontal (y = position).
+
+    ``position``: crop index coordinate of the line centre; ``start``, ``end``: its extent
+    along the line in crop pixels.
+    """
+
+    vertical: bool
+    position: float
+    start: float
+    end: float
+
+
+def crop_to_photo(h_box: np.ndarray, rect: Rect) -> np.ndarray:
+    """3x3 map from crop index coordinates to photo pixels, through the box's own mapping."""
+    return h_box @ region_transform(rect, CROP_MARGIN_MM, CROP_PX_PER_MM)
+
+
+def crop_size(rect: Rect) -> tuple[int, int]:
+    """(width, height) of a box's crop in pixels."""
+    return region_size(rect, CROP_MARGIN_MM, CROP_PX_PER_MM)
+
+
+def sample_crop(gray: np.ndarray, h_box: np.ndarray, rect: Rect) -> np.ndarray:
+    """The raw (H, W) uint8 crop of a box, pixels outside the photo set to white."""
+    return cv2.warpPerspective(
+        gray, crop_to_photo(h_box, rect), crop_size(rect),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=255,
+    )
+
+
+def normalise_lighting(crop: np.ndarray) -> np.ndarray:
+    """Divide by a smooth paper estimate: (H, W) uint8 in, (H, W) uint8 out, paper ~250.
+
+    The paper estimate is a max filter wider than any stroke or line (which removes them)
+    followed by a blur, so shadows and gradients across the box disappear.
+    """
+    h, w = crop.shape
+    # The estimate is smooth, so it is made at a quarter of the size (area averaging also
+    # keeps single bright noise pixels out of the max filter) and scaled back up.
+    small = cv2.resize(crop, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(3, round(BACKGROUND_KERNEL_MM * CROP_PX_PER_MM / 4) | 1)
+    background = cv2.dilate(small, np.ones((k, k), np.uint8))
+    background = cv2.blur(background, (2 * k + 1, 2 * k + 1))
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    background = np.maximum(background, 16)
+    return np.asarray(cv2.divide(crop, background, scale=PAPER_TARGET))
+
+
+def lines_in_crop(box: BoxSpec, boxes: tuple[BoxSpec, ...]) -> list[CropLine]:
+    """Every printed box side that runs through ``box``'s crop, in crop index coordinates.
+
+    Includes the box's own border and the sides of neighbours within the margin (student
+    number digits sit 1.5 mm apart).  Positions come from the layout and are refined in
+    :func:`remove_lines`.
+    """
+    x0 = box.rect[0] - CROP_MARGIN_MM
+    y0 = box.rect[1] - CROP_MARGIN_MM
+    width, height = crop_size(box.rect)
+    r = CROP_PX_PER_MM
+
+    def px(mm: float, origin: float) -> float:
+        return (mm - origin) * r - 0.5
+
+    lines = []
+    for other in boxes:
+        x, y, w, h = other.rect
+        left, right, top, bottom = px(x, x0), px(x + w, x0), px(y, y0), px(y + h, y0)
+        for pos in (left, right):
+            if -LINE_MAX_HALF_PX < pos < width + LINE_MAX_HALF_PX and top < height and bottom > 0:
+                lines.append(CropLine(True, pos, max(top, 0.0), min(bottom, height - 1.0)))
+        for pos in (top, bottom):
+            if -LINE_MAX_HALF_PX < pos < height + LINE_MAX_HALF_PX and left < width and right > 0:
+                lines.append(CropLine(False, pos, max(left, 0.0), min(right, width - 1.0)))
+    return lines
+
+
+def _line_profile(img: np.ndarray, line: CropLine) -> tuple[np.ndarray, int] | None:
+    """Mean darkness (paper minus value) across the line, and the profile's first index."""
+    size = img.shape[1] if line.vertical else img.shape[0]
+    lo = max(0, int(np.floor(line.position)) - LINE_SEARCH_PX - LINE_MAX_HALF_PX)
+    hi = min(size, int(np.ceil(line.position)) + LINE_SEARCH_PX + LINE_MAX_HALF_PX + 1)
+    a, b = round(line.start), round(line.end) + 1
+    if hi - lo < 3 or b - a < 4:
+        return None
+    band = img[a:b, lo:hi] if line.vertical else img[lo:hi, a:b].T
+    # Handwriting crossing the line darkens a few rows evenly across the band: it lowers the
+    # profile's contrast a little but does not move its peak.
+    return PAPER_TARGET - band.mean(axis=0, dtype=np.float32), lo
+
+
+def _locate_line(img: np.ndarray, line: CropLine) -> tuple[int, int] | None:
+    """First and last index (across the line) of the printed line's dark band, or None."""
+    found = _line_profile(img, line)
+    if found is None:
+        return None
+    profile, lo = found
+    centre = line.position - lo
+    window = np.arange(len(profile))
+    near = np.abs(window - centre) <= LINE_SEARCH_PX
+    if not near.any():
+        return None
+    i = int(window[near][np.argmax(profile[near])])
+    peak = float(profile[i])
+    if peak < 25.0:  # nothing line-like there (e.g. the line lies outside the crop)
+        return None
+    level = 0.12 * peak
+    a = i
+    while a > 0 and profile[a - 1] > level and i - a < LINE_MAX_HALF_PX:
+        a -= 1
+    b = i
+    while b < len(profile) - 1 and profile[b + 1] > level and b - i < LINE_MAX_HALF_PX:
+        b += 1
+    # Two pixels more on each side take the blurred fringe as well.
+    return lo + a - 2, lo + b + 2
+
+
+def remove_lines(img: np.ndarray, lines: list[CropLine]) -> np.ndarray:
+    """Paint printed lines out of a lit-normalised crop; (H, W) uint8 in and out (a copy).
+
+    Each line pixel is replaced by the straight interpolation between the pixels just outside
+    the line on either side (across it).  Where a pen stroke crosses the line both of those
+    are dark and the stroke stays joined; where there is only paper the line disappears.
+    """
+    out = img.copy()
+    # Vertical lines first; horizontal ones then interpolate over already-cleaned corners.
+    for line in sorted(lines, key=lambda ln: not ln.vertical):
+        band = _locate_line(out, line)
+        if band is None:
+            continue
+        view = out if line.vertical else out.T
+        a, b = band
+        size = view.shape[1]
+        lo, hi = a - 1, b + 1
+        grow = LINE_MAX_HALF_PX  # the line's ends meet the perpendicular lines' bands
+        s0 = max(0, round(line.start) - grow)
+        s1 = min(view.shape[0], round(line.end) + grow + 1)
+        if lo < 0 and hi >= size:
+            continue
+        left = view[s0:s1, lo if lo >= 0 else hi].astype(np.float32)
+        right = view[s0:s1, hi if hi < size else lo].astype(np.float32)
+        c0, c1 = max(a, 0), min(b, size - 1) + 1
+        t = ((np.arange(c0, c1) - lo) / float(hi - lo))[None, :]
+        fill = left[:, None] * (1.0 - t) + right[:, None] * t
+        band_view = view[s0:s1, c0:c1]
+        band_view[...] = np.maximum(band_view, fill).astype(np.uint8)
+    return out
+
+
+def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:
+    """The finished crop of one box: (H, W) uint8, see the module docstring."""
+    raw = sample_crop(gray, fit.h, fit.box.rect)
+    lit = normalise_lighting(raw)
+    return remove_lines(lit, lines_in_crop(fit.box, boxes))
