@@ -74,7 +74,7 @@ def print_class(folder: Path) -> tuple[KeyIndex, list[KeyPage], list[np.ndarray]
     subprocess.run(["pdftoppm", "-r", str(RASTER_DPI), "-gray", "-png",
                     str(printed.worksheets_pdf), str(prefix)], check=True)
     files = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
-    rasters = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    rasters = [np.asarray(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
     pages = sorted(key_index.pages.values(), key=lambda p: p.pdf_page)
     return key_index, pages, rasters
 
