@@ -222,7 +222,8 @@ class BoxFit:
     border was seen (else the corners come from neighbours).  ``shift_mm``: (2,) how far the
     box's centre is from where the global homography put it, in page mm (``corner_shifts_mm``:
     (4, 2) the same per corner).  ``contrast``: line darkening of the weakest side, as a share
-    of paper brightness.
+    of paper brightness.  ``trusted``: False when the box could be neither found nor placed
+    safely from its neighbours; such a box must not be cropped.
     """
 
     box: BoxSpec
@@ -233,6 +234,7 @@ class BoxFit:
     contrast: float
     note: str = ""
     corner_shifts_mm: np.ndarray = field(default_factory=lambda: np.zeros((4, 2)))
+    trusted: bool = True
 
 
 def box_corners_mm(rect: Rect) -> np.ndarray:
@@ -980,14 +982,16 @@ EXTRAPOLATION_ERROR = 0.005  # mm of possible error per mm from the nearest anch
 
 def refine_boxes(
     gray: np.ndarray, fit: PageFit, boxes: tuple[BoxSpec, ...], layout: dict[int, Rect],
-    lines: LineModel, source: str,
+    lines: LineModel,
 ) -> list[BoxFit]:
-    """Every box's own mapping; raises AlignmentUncertain where one cannot be trusted.
+    """Every box's own mapping, in the order of ``boxes``.
 
     Boxes are visited nearest-first from what is already placed (markers, then found boxes),
     each searched around the correction its placed neighbours predict.  A found box that
     disagrees with neighbours that agree among themselves is demoted.  A box not found takes
-    its neighbours' prediction if that is certain within ``MAX_FALLBACK_UNCERTAINTY_MM``.
+    its neighbours' prediction if that is certain within ``MAX_FALLBACK_UNCERTAINTY_MM``;
+    otherwise it keeps the prediction with ``trusted`` False, and the caller must not use it
+    (see :func:`untrusted`).
     """
     markers = marker_anchors(fit, layout)
     anchors = Anchors(markers.points.copy(), markers.shifts.copy(), markers.owner.copy())
@@ -1007,20 +1011,36 @@ def refine_boxes(
         # A second sweep retries misses with the anchors found after them.
         pending = missed if sweep == 0 else []
     ordered = [fits[i] for i in range(len(boxes))]
-    found = sum(f.found for f in ordered)
-    if boxes and found < MIN_FOUND_SHARE * len(boxes):
-        raise AlignmentUncertain(
-            f"{source}: only {found} of {len(boxes)} answer boxes could be located; "
-            "flatten the sheet and photograph it again from straight above, in even light"
-        )
+    if sum(f.found for f in ordered) < MIN_FOUND_SHARE * len(boxes):
+        for f in ordered:
+            f.trusted = f.found
+        return ordered  # too little found to judge outliers or place the rest
     _demote_outliers(ordered, anchors)
     for i, f in enumerate(ordered):
         if not f.found:
             anchors = anchors.without(i)
     for i, f in enumerate(ordered):
         if not f.found:
-            ordered[i] = _from_neighbours(f, fit.h, anchors, source)
+            ordered[i] = _from_neighbours(f, fit.h, anchors)
     return ordered
+
+
+def untrusted(fits: list[BoxFit], source: str) -> AlignmentUncertain | None:
+    """The error to raise if any box could not be placed safely, else None."""
+    found = sum(f.found for f in fits)
+    if fits and found < MIN_FOUND_SHARE * len(fits):
+        return AlignmentUncertain(
+            f"{source}: only {found} of {len(fits)} answer boxes could be located; "
+            "flatten the sheet and photograph it again from straight above, in even light"
+        )
+    lost = [f for f in fits if not f.trusted]
+    if not lost:
+        return None
+    return AlignmentUncertain(
+        f"{source}: the border of box {lost[0].box.box_id} cannot be seen ({lost[0].note}) and "
+        "the sheet is too bent around it to place it safely; flatten the sheet, keep it "
+        "uncovered, and photograph it again"
+    )
 
 
 def _search_box(
@@ -1059,12 +1079,9 @@ def _demote_outliers(fits: list[BoxFit], anchors: Anchors) -> None:
             f.note = "border disagrees with its neighbours"
 
 
-def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors, source: str) -> BoxFit:
+def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:
     guess = predict(np.array(f.box.centre), anchors)
     if guess is None or guess.uncertainty > MAX_FALLBACK_UNCERTAINTY_MM:
-        raise AlignmentUncertain(
-            f"{source}: the border of box {f.box.box_id} cannot be seen ({f.note}) and the "
-            "sheet is too bent around it to place it safely; flatten the sheet, keep it "
-            "uncovered, and photograph it again"
-        )
+        f.trusted = False
+        return f
     return _placed(f.box, h_page, guess, f"{f.note}; placed from neighbours")

@@ -31,13 +31,15 @@ from grader.align import (
     BoxFit,
     LineModel,
     PageFit,
+    box_corners_mm,
     fit_page,
     marker_anchors,
     predict,
     project,
     refine_boxes,
+    untrusted,
 )
-from grader.errors import Overexposed, QrUnreadable, UnknownWorksheet
+from grader.errors import MarkersMissing, Overexposed, QrUnreadable, UnknownWorksheet
 from grader.extract import extract_crop
 from grader.keyindex import KeyIndex, KeyPage
 from grader.locate import MarkerHit, detect_markers, read_qr, to_gray
@@ -133,10 +135,14 @@ def align_page(
         fit = locate_page(gray, tr.markers, key_page.markers, source)
         tr.fit = fit
     t = tr.lap("qr", t)
+    check_inside(gray, fit, key_page, source)
     lines = LineModel.for_blur(metrics.edge_mm)
-    box_fits = refine_boxes(gray, fit, key_page.all_boxes, key_page.markers, lines, source)
+    box_fits = refine_boxes(gray, fit, key_page.all_boxes, key_page.markers, lines)
     tr.box_fits = box_fits
-    check_glare(gray, box_fits, source)
+    check_glare(gray, box_fits, metrics.paper_level, source)
+    uncertain = untrusted(box_fits, source)
+    if uncertain is not None:
+        raise uncertain
     t = tr.lap("boxes", t)
     crops = {f.box.box_id: extract_crop(gray, f, key_page.all_boxes) for f in box_fits}
     tr.lap("crops", t)
@@ -219,13 +225,30 @@ def lookup_page(key_index: KeyIndex, identity: PageIdentity, source: str) -> Key
     )
 
 
-def check_glare(gray: np.ndarray, box_fits: list[BoxFit], source: str) -> None:
+def check_inside(gray: np.ndarray, fit: PageFit, page: KeyPage, source: str) -> None:
+    """Refuse a page whose answer boxes are not all inside the photo (the sheet is cut off)."""
+    h, w = gray.shape
+    corners = np.concatenate([box_corners_mm(b.rect) for b in page.all_boxes]) \
+        if page.all_boxes else np.zeros((0, 2))
+    px = project(fit.h, corners)
+    inside = (px[:, 0] >= 0) & (px[:, 0] <= w - 1) & (px[:, 1] >= 0) & (px[:, 1] <= h - 1)
+    if inside.all():
+        return
+    advice = quality.missing_markers_advice(set(fit.markers))
+    raise MarkersMissing(f"{source}: answer boxes are outside the photo; {advice}")
+
+
+def check_glare(
+    gray: np.ndarray, box_fits: list[BoxFit], paper_level: float, source: str
+) -> None:
     """Refuse a page where a box's border vanished under a blown-out highlight.
 
-    The border is printed black; if it cannot be found and the paper there is clipped white,
-    any writing in the box is washed out too, so the neighbours' placement would not help.
+    The border is printed black; if it cannot be found and the paper there is clipped white
+    while the sheet's paper elsewhere is not, any writing in the box is washed out too, so
+    the neighbours' placement would not help.  (A scan's paper is white everywhere: no glare.)
     """
-    lost = [f for f in box_fits if not f.found and _paper_level(gray, f) >= GLARE_LEVEL]
+    level = max(GLARE_LEVEL, paper_level + 15.0)
+    lost = [f for f in box_fits if not f.found and _paper_level(gray, f) >= level]
     if lost:
         names = ", ".join(f.box.box_id for f in lost[:4])
         raise Overexposed(
@@ -235,12 +258,12 @@ def check_glare(gray: np.ndarray, box_fits: list[BoxFit], source: str) -> None:
 
 
 def _paper_level(gray: np.ndarray, fit: BoxFit) -> float:
-    """Median grey in the box's quad, on a coarse sample of photo pixels."""
+    """Median grey in the box's quad, on a coarse sample of photo pixels (0 if outside)."""
     x0, y0 = np.floor(fit.corners_px.min(axis=0)).astype(int)
     x1, y1 = np.ceil(fit.corners_px.max(axis=0)).astype(int)
     h, w = gray.shape
     patch = gray[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
-    return float(np.median(patch[::2, ::2])) if patch.size else 255.0
+    return float(np.median(patch[::2, ::2])) if patch.size else 0.0
 
 
 def aligned_page_image(

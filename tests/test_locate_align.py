@@ -1,0 +1,301 @@
+"""Locate, align, extract: rotations, missing markers, every quality gate, crop centring.
+
+Inputs are the project's own printed worksheet, rasterised with pdftoppm and then turned,
+cut, blurred or darkened with known transforms (so the true box positions are exact), or
+photographed by the simulator (which reports the true box corners).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from grader import simulate
+from grader.align import AlignmentUncertain
+from grader.errors import (
+    LowResolution,
+    MarkersMissing,
+    Overexposed,
+    QrUnreadable,
+    TooBlurred,
+    TooDark,
+    UnknownWorksheet,
+)
+from grader.extract import CropLine, crop_size, crop_to_photo, remove_lines
+from grader.keyindex import KeyIndex, KeyPage
+from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
+from worksheets.errors import KeyFileError
+from worksheets.publish import publish
+from worksheets.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+DPI = 150
+PPM = DPI / 25.4
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeyIndex, list, Path]]:
+    """Two copies of the example worksheet: key index, 150 dpi page rasters, output folder."""
+    folder = tmp_path_factory.mktemp("printed")
+    result = publish(load_spec(ROOT / "examples" / "linear-layer.yaml"), folder, None, 2,
+                     progress=lambda message: None)
+    subprocess.run(["pdftoppm", "-r", str(DPI), "-gray", "-png",
+                    str(result.worksheets_pdf), str(folder / "page")], check=True)
+    files = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
+    rasters = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    yield KeyIndex.load(result.key_json), rasters, folder
+
+
+def key_page(index: KeyIndex, pdf_page: int) -> KeyPage:
+    return next(p for p in index.pages.values() if p.pdf_page == pdf_page)
+
+
+def place(raster: np.ndarray, angle_deg: float, scale: float = 1.0,
+          canvas: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The raster turned by ``angle_deg`` (counter-clockwise) and scaled, on a grey table.
+
+    Returns the (H, W) uint8 image and the 2x3 affine map from raster to image pixels.
+    """
+    h, w = raster.shape
+    size = canvas or (int(1.25 * max(h, w) * scale),) * 2
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, scale)
+    m[:, 2] += np.array(size) / 2 - np.array([w / 2, h / 2])
+    out = cv2.warpAffine(raster, m, size, flags=cv2.INTER_AREA, borderValue=90)
+    return out, m
+
+
+def crop_centre_errors_mm(result: AlignedPage, to_image: np.ndarray) -> list[float]:
+    """Crop-centre error per box when the page raster was mapped by the affine ``to_image``."""
+    errors = []
+    for fit in result.box_fits:
+        x, y, w, h = fit.box.rect
+        corners_mm = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+        raster_px = corners_mm * PPM - 0.5
+        image_px = raster_px @ to_image[:, :2].T + to_image[:, 2]
+        to_crop = np.linalg.inv(crop_to_photo(fit.h, fit.box.rect))
+        in_crop = cv2.perspectiveTransform(image_px.reshape(-1, 1, 2), to_crop).reshape(-1, 2)
+        cw, ch = crop_size(fit.box.rect)
+        errors.append(float(np.linalg.norm(in_crop.mean(axis=0) - [(cw - 1) / 2, (ch - 1) / 2])))
+    return [e / 10.0 for e in errors]
+
+
+def test_key_index_looks_up_pages(printed) -> None:
+    index, rasters, _ = printed
+    assert len(index) == len(rasters) == 4
+    page = key_page(index, 0)
+    assert index.lookup(page.identity) is page
+    assert page.fields and len(page.student_number_boxes) == 6
+    assert not key_page(index, 1).student_number_boxes  # only a first page asks for it
+    assert page.qr_rect == index.geometry.qr_rect
+
+
+def test_bad_key_file_is_a_key_error(tmp_path: Path) -> None:
+    bad = tmp_path / "key.json"
+    bad.write_text('{"schema": "papergrade.key/1", "worksheet_id": "X", "pages": [{}]}')
+    with pytest.raises(KeyFileError):
+        KeyIndex.load(bad)
+
+
+def test_flat_page_gives_identity_and_centred_crops(printed) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    result = align_page(image, index, AlignOptions(source="flat"))
+    page = key_page(index, 0)
+    assert result.identity == page.identity
+    assert result.key_page is page
+    assert set(result.crops) == {f.box_id for f in page.fields}
+    assert all(c.shape == (160, 360) and c.dtype == np.uint8 for c in result.crops.values())
+    assert [c.shape for c in result.student_number_crops] == [(160, 140)] * 6
+    assert result.residual_mm < 0.2
+    assert result.boxes_found == len(page.all_boxes)
+    assert max(crop_centre_errors_mm(result, m)) < 0.3
+
+
+@pytest.mark.parametrize("angle", [90.0, 180.0, 270.0, 17.0, 133.0, -61.0, 222.5])
+def test_any_rotation_is_aligned(printed, angle: float) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[2], angle)
+    result = align_page(image, index)
+    assert result.key_page.pdf_page == 2
+    assert max(crop_centre_errors_mm(result, m)) < 0.5
+
+
+def test_exact_quadrant_turns_by_rot90(printed) -> None:
+    index, rasters, _ = printed
+    for k in range(4):
+        result = align_page(np.ascontiguousarray(np.rot90(rasters[1], k)), index)
+        assert result.key_page.pdf_page == 1
+
+
+def marker_rect_px(index: KeyIndex, marker_id: int, m: np.ndarray) -> tuple[int, int, int, int]:
+    x, y, w, h = index.geometry.markers[marker_id]
+    pts = (np.array([[x, y], [x + w, y + h]]) * PPM - 0.5) @ m[:, :2].T + m[:, 2]
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    return int(x0) - 4, int(y0) - 4, int(x1) + 4, int(y1) + 4
+
+
+@pytest.mark.parametrize("hide", ["erased", "thumb"])
+def test_one_missing_or_covered_marker_still_aligns(printed, hide: str) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 8.0)
+    x0, y0, x1, y1 = marker_rect_px(index, 4, m)
+    if hide == "erased":
+        image[y0:y1, x0:x1] = 235
+    else:  # a thumb: a dark blob over the marker and beyond
+        cv2.ellipse(image, ((x0 + x1) // 2, (y0 + y1) // 2), (60, 35), 30, 0, 360, 70, -1)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert 4 not in result.markers_used
+    assert max(crop_centre_errors_mm(result, m)) < 0.5
+
+
+def test_cut_off_edge_names_the_edge(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 0.0)
+    h = image.shape[0]
+    # Cut the page just below the middle markers: the whole bottom edge is gone.
+    cut = image[: int(h * 0.62)]
+    with pytest.raises(MarkersMissing) as info:
+        align_page(cut, index, AlignOptions(source="cut.jpg"))
+    assert "bottom edge" in info.value.message
+    assert info.value.message.startswith("cut.jpg:")
+
+
+def test_markers_on_one_edge_only_are_not_enough(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 0.0)
+    top = image[: int(image.shape[0] * 0.3)]
+    with pytest.raises(MarkersMissing):
+        align_page(top, index)
+
+
+def test_blurred_page_is_refused(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 4.0, scale=2.0)  # 11.8 px/mm
+    blurred = cv2.GaussianBlur(image, (0, 0), 18.0)  # sigma 1.5 mm
+    with pytest.raises(TooBlurred) as info:
+        align_page(blurred, index, AlignOptions(source="blur.jpg"))
+    assert "blur" in info.value.message
+
+
+def test_dark_page_is_refused(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 4.0)
+    dark = (image.astype(np.float32) * 0.18).astype(np.uint8)
+    with pytest.raises(TooDark):
+        align_page(dark, index)
+
+
+def test_overexposed_page_is_refused(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 4.0)
+    washed = np.clip(image.astype(np.float32) * 0.35 + 190, 0, 255).astype(np.uint8)
+    with pytest.raises(Overexposed):
+        align_page(washed, index)
+
+
+def test_low_resolution_page_is_refused(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 0.0, scale=1.25 / PPM * 1.0)  # 1.25 px/mm
+    with pytest.raises(LowResolution) as info:
+        align_page(image, index)
+    assert "pixels per mm" in info.value.message or "too small" in info.value.message
+
+
+def test_damaged_qr_is_refused(printed) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    x, y, w, h = index.geometry.qr_rect
+    (x0, y0), (x1, y1) = (np.array([[x, y], [x + w, y + h]]) * PPM - 0.5) @ m[:, :2].T + m[:, 2]
+    rng = np.random.default_rng(1)
+    patch = image[int(y0):int(y1), int(x0):int(x1)]
+    patch[...] = np.where(rng.random(patch.shape) < 0.5, 0, 255).astype(np.uint8)
+    with pytest.raises(QrUnreadable) as info:
+        align_page(image, index)
+    assert "QR" in info.value.message
+
+
+def test_page_of_another_worksheet_names_it(printed, tmp_path: Path) -> None:
+    index, rasters, _ = printed
+    spec = load_spec(ROOT / "examples" / "linear-layer.yaml").model_copy(update={"seed": 77})
+    other = publish(spec, tmp_path, None, 1, progress=lambda message: None)
+    other_index = KeyIndex.load(other.key_json)
+    assert other_index.worksheet_ids != index.worksheet_ids
+    image, _ = place(rasters[0], 0.0)
+    with pytest.raises(UnknownWorksheet) as info:
+        align_page(image, other_index)
+    assert index.worksheet_ids[0] in info.value.message
+
+
+def test_empty_box_crop_is_blank_after_line_removal(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 3.0)
+    result = align_page(image, index)
+    for crop in [*result.crops.values(), *result.student_number_crops]:
+        inside = crop[12:-12, 12:-12]  # the label above the box sits in the top margin
+        assert np.percentile(inside, 0.5) > 200, "box lines left in an empty box"
+        assert np.median(crop) >= 240
+
+
+def test_line_removal_keeps_a_stroke_that_crosses_the_border() -> None:
+    crop = np.full((160, 360), 250, np.uint8)
+    crop[18:22, :] = 20  # the top border line, centred 20 px in
+    crop[:, 18:22] = 20
+    cv2.line(crop, (120, 5), (135, 80), 30, 5)  # a stroke through the top line
+    lines = [CropLine(False, 19.5, 0.0, 359.0), CropLine(True, 19.5, 0.0, 159.0)]
+    clean = remove_lines(crop, lines)
+    assert clean[19:21, 250:350].min() > 200  # the line is gone away from the stroke
+    assert clean[18:22, 40:100].min() > 200
+    along = [clean[y, int(120 + (y - 5) * 15 / 75)] for y in range(17, 24)]
+    assert max(along) < 120  # the stroke still crosses where the line was
+
+
+def simulated(printed, tier: str, seed: int, frame: tuple[int, int] | None) -> tuple:
+    index, rasters, _ = printed
+    rng = np.random.default_rng(seed)
+    page = key_page(index, 0)
+    boxes = {b.box_id: list(b.rect) for b in page.all_boxes}
+    answers = {b: str(int(rng.integers(-99, 999))) for b in boxes}
+    cap = simulate.simulate_page(rasters[0], PPM, boxes, answers, tier, rng, frame_size=frame)
+    return index, cap
+
+
+def crop_errors_from_capture(result: AlignedPage, cap: simulate.Capture) -> list[float]:
+    errors = []
+    for fit in result.box_fits:
+        to_crop = np.linalg.inv(crop_to_photo(fit.h, fit.box.rect))
+        q = cv2.perspectiveTransform(cap.box_quads[fit.box.box_id].reshape(-1, 1, 2), to_crop)
+        cw, ch = crop_size(fit.box.rect)
+        errors.append(float(np.linalg.norm(q.reshape(-1, 2).mean(axis=0)
+                                           - [(cw - 1) / 2, (ch - 1) / 2])) / 10.0)
+    return errors
+
+
+@pytest.mark.parametrize(("tier", "seed", "frame"), [
+    ("scan", 11, None), ("phone", 12, (2048, 1536)), ("hard", 16, (2592, 1944)),
+])
+def test_simulated_tiers_give_crops_centred_within_a_millimetre(printed, tier, seed, frame):
+    index, cap = simulated(printed, tier, seed, frame)
+    result = align_page(cap.image, index, AlignOptions(source=f"{tier}.jpg"))
+    assert result.key_page.pdf_page == 0
+    assert max(crop_centre_errors := crop_errors_from_capture(result, cap)) < 1.0, \
+        crop_centre_errors
+
+
+def test_alignment_uncertain_when_boxes_cannot_be_found(printed) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    page = key_page(index, 0)
+    # Wipe every answer box and its border away, markers and QR intact.
+    for box in page.all_boxes:
+        x, y, w, h = box.rect
+        corners = np.array([[x - 1, y - 1], [x + w + 1, y + h + 1]]) * PPM
+        (x0, y0), (x1, y1) = corners @ m[:, :2].T + m[:, 2]
+        image[int(y0):int(y1), int(x0):int(x1)] = 240
+    with pytest.raises(AlignmentUncertain):
+        align_page(image, index)
