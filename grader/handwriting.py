@@ -249,7 +249,7 @@ def random_style(rng: np.random.Generator, digit_height: float) -> Style:
     touching = rng.random() < 0.2
     return Style(
         digit_height=digit_height,
-        gap=rng.uniform(-0.12, 0.02) if touching else rng.uniform(0.02, 0.35),
+        gap=rng.uniform(-0.08, 0.02) if touching else rng.uniform(0.02, 0.35),
         gap_spread=rng.uniform(0.0, 0.12),
         slant=rng.normal(0.0, 0.12),
         aspect=rng.uniform(0.8, 1.2),
@@ -306,6 +306,8 @@ def compose_number(
             gap = style.gap + rng.normal(0.0, style.gap_spread)
             if char == "." or text[i - 1] == ".":
                 gap = abs(gap) * 0.6 + 0.04
+            elif text[i - 1] == "-":
+                gap = abs(gap) * 0.5 + 0.1  # a minus touching a digit would read as a stroke
             x += gap * h
         centre += rng.normal(0.0, style.wobble) * h
         pieces.append((img, x, centre))
@@ -459,7 +461,7 @@ def stray_mark(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     corner_x = rng.choice([rng.uniform(0.02, 0.15), rng.uniform(0.85, 0.98)]) * w
     y = rng.uniform(0.05, 0.3) * h
     length = rng.uniform(0.08, 0.2) * h
-    angle = rng.uniform(0, np.pi)
+    angle = rng.uniform(0.2, 0.8) * np.pi  # steep: a flat dash would look like a minus
     end = (corner_x + length * np.cos(angle), y + length * np.sin(angle))
     _line(out, (corner_x, y), end, max(1, round(h * 0.015)))
     return out

@@ -1,0 +1,294 @@
+"""Benchmark of the handwritten number reader on held-out data only, against Tesseract.
+
+    .venv/bin/python bench/reader.py [--fields 3000] [--digits 10000] [--tesseract 400]
+
+Tiers, all from writers the model never saw in training (MNIST t10k split, the symbols'
+"test" arrays, seeds of a stream training never draws from):
+
+1. digits: every MNIST test digit alone in an answer box (clean crop, then with camera effects);
+2. fields: numbers composed from held-out glyphs in boxes with camera effects, box-line
+   remnants, blanks, erasures and crossed-out answers (training.synth), whole-field accuracy
+   and the accepted-error vs review-share curve;
+3. photo: simulated phone photos of printed worksheets run through the page pipeline
+   (grader.simulate_class + grader.pipeline.align_page), when those modules are importable;
+4. speed on one core, and Tesseract (digits whitelist, single-line mode) on the same fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grader import handwriting as hw  # noqa: E402
+from grader.read import Reader, Reading, preprocess  # noqa: E402
+from training.synth import FieldSample, Synthesizer  # noqa: E402
+
+BENCH_STREAM = 2  # training uses stream 0 and calibration stream 1
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=hw.default_data_dir())
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--digits", type=int, default=10000, help="MNIST test digits (max 10000)")
+    p.add_argument("--fields", type=int, default=3000, help="synthetic held-out fields")
+    p.add_argument("--tesseract", type=int, default=400, help="fields also read by Tesseract")
+    p.add_argument("--photo-students", type=int, default=6, help="students in the photo tier")
+    p.add_argument("--tier", default="phone", help="simulator tier of the photo tier")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return p.parse_args()
+
+
+def read_all(reader: Reader, crops: Sequence[np.ndarray], batch: int = 64) -> list[Reading]:
+    out: list[Reading] = []
+    for i in range(0, len(crops), batch):
+        out.extend(reader.read_batch(crops[i : i + batch]))
+    return out
+
+
+def digit_tier(reader: Reader, glyphs: hw.MnistGlyphs, count: int, seed: int) -> dict[str, float]:
+    """Every MNIST test digit (up to ``count``) alone in a box, clean and photographed."""
+    clean = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=True)
+    photo = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0)
+    order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
+    rng = np.random.default_rng([seed, BENCH_STREAM, 0])
+    picked = [order[int(k)] for k in rng.permutation(len(order))[:count]]
+    result = {}
+    for name, synth in (("clean", clean), ("camera", photo)):
+        crops, labels = [], []
+        for n, (digit, index) in enumerate(picked):
+            source = _OneGlyph(glyphs.images(digit)[index])
+            sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
+            synth.mnist_like = source  # type: ignore[assignment]
+            crops.append(synth.render(digit, "number", sample_rng).image)
+            labels.append(digit)
+        readings = read_all(reader, crops)
+        result[name] = float(np.mean([r.text == t for r, t in zip(readings, labels, strict=True)]))
+    return result
+
+
+class _OneGlyph:
+    """A glyph source that always draws the same MNIST image (to read each test digit once)."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image.astype(np.float32) / 255.0
+
+    def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
+        return self.image
+
+
+def field_samples(glyphs: hw.MnistGlyphs, count: int, seed: int) -> list[FieldSample]:
+    synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0)
+    return [synth.sample(np.random.default_rng([seed, BENCH_STREAM, 2, i])) for i in range(count)]
+
+
+def expected_value(sample: FieldSample) -> str | None:
+    return sample.text if sample.status == "number" else None
+
+
+def curve(conf: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[tuple]:
+    rows = []
+    for t in thresholds:
+        accepted = conf >= t
+        n = int(accepted.sum())
+        errors = int((~correct[accepted]).sum())
+        rows.append((t, 1 - n / len(conf), errors / n if n else 0.0, errors, n))
+    return rows
+
+
+def tesseract_read(crop: np.ndarray) -> str | None:
+    import pytesseract
+
+    config = "--psm 7 -c tessedit_char_whitelist=0123456789-."
+    text = pytesseract.image_to_string(crop, config=config).strip().replace(" ", "")
+    return text or None
+
+
+def time_reader(reader: Reader, crops: Sequence[np.ndarray]) -> dict[str, float]:
+    """Milliseconds per field: whole read, and the preprocessing and network parts of it."""
+    read_all(reader, crops[:64])  # warm-up
+    t0 = time.perf_counter()
+    read_all(reader, crops)
+    total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for c in crops:
+        preprocess(c)
+    pre = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    reader.logits(crops)
+    net = time.perf_counter() - t0 - pre
+    n = len(crops)
+    return {"total": 1000 * total / n, "preprocess": 1000 * pre / n, "network": 1000 * net / n}
+
+
+def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs) -> dict:
+    """PHOTO TIER HOOK: printed worksheets, simulated photos, the real pipeline's crops.
+
+    Needs worksheets.publish, grader.simulate_class and grader.pipeline; when one is missing
+    or fails, the tier is skipped with the reason instead of failing the benchmark.
+    """
+    try:
+        from grader.io import PageInput, iter_pages
+        from grader.keyindex import KeyIndex
+        from grader.pipeline import AlignOptions, align_page
+        from grader.simulate_class import simulate_class
+        from worksheets.publish import publish
+        from worksheets.spec import load_roster, load_spec
+    except ImportError as exc:
+        return {"skipped": f"page pipeline not importable ({exc})"}
+    examples = ROOT / "examples"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        spec = load_spec(examples / "linear-layer.yaml")
+        students = load_roster(examples / "roster.csv")[: args.photo_students]
+        printed = publish(spec, out / "print", students)
+        key = json.loads(printed.key_json.read_text())
+        truths = simulate_class(
+            key, printed.worksheets_pdf, out / "photos", args.tier, args.seed, glyph_source=glyphs
+        )
+        index = KeyIndex([key])
+        crops: list[np.ndarray] = []
+        expected: list[str | None] = []
+        failed_pages = 0
+        reasons: Counter[str] = Counter()
+        for truth in truths:
+            pages = [
+                p for p in iter_pages([out / "photos" / truth.photo]) if isinstance(p, PageInput)
+            ]
+            try:
+                aligned = align_page(pages[0].image, index, AlignOptions(source=truth.photo))
+            except Exception as exc:  # a page the pipeline cannot align is its own figure
+                failed_pages += 1
+                reasons[type(exc).__name__ + ": " + str(exc)[:120]] += 1
+                continue
+            ids = list(aligned.crops)
+            crops += [aligned.crops[i] for i in ids]
+            expected += [truth.written.get(i) or None for i in ids]
+            numbers = [b for b in truth.written if b.startswith("student_number")]
+            for i, crop in enumerate(aligned.student_number_crops):
+                if i < len(numbers):
+                    crops.append(crop)
+                    expected.append(truth.written[sorted(numbers)[i]] or None)
+    if not crops:
+        return {"skipped": f"no page could be aligned ({dict(reasons)})"}
+    readings = read_all(reader, crops)
+    correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
+    conf = np.array([r.confidence for r in readings])
+    accepted = conf >= reader.threshold
+    return {
+        "pages": len(truths),
+        "pages_failed": failed_pages,
+        "failures": dict(reasons),
+        "fields": len(crops),
+        "accuracy": float(correct.mean()),
+        "review_share": float(1 - accepted.mean()),
+        "accepted_error": float((~correct[accepted]).mean()) if accepted.any() else 0.0,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    cv2.setNumThreads(1)
+    reader = Reader(args.model_dir, threads=1)
+    if not (args.data_dir / "mnist").is_dir():
+        print(f"no data at {args.data_dir}: the held-out tiers need MNIST (set --data-dir)")
+        return 2
+    glyphs = hw.MnistGlyphs(args.data_dir, "test")
+    figures: dict[str, object] = {"model_version": reader.config.get("model_version")}
+
+    digits = digit_tier(reader, glyphs, args.digits, args.seed)
+    figures["digits"] = digits
+    print(f"MNIST test digits ({min(args.digits, 10000)}), one per box:")
+    print(f"  clean crop          {100 * digits['clean']:.2f} %   (target >= 99.5 %)")
+    print(f"  with camera effects {100 * digits['camera']:.2f} %")
+
+    samples = field_samples(glyphs, args.fields, args.seed)
+    crops = [s.image for s in samples]
+    expected = [expected_value(s) for s in samples]
+    readings = read_all(reader, crops)
+    correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
+    conf = np.array([r.confidence for r in readings])
+    kinds = Counter(s.status for s in samples)
+    print(f"\nheld-out fields with camera effects ({args.fields}: {dict(kinds)}):")
+    print(f"  whole-field accuracy      {100 * correct.mean():.2f} %")
+    for kind in kinds:
+        mask = np.array([s.status == kind for s in samples])
+        status_ok = np.mean([r.status == kind for r, m in zip(readings, mask, strict=True) if m])
+        value_ok = 100 * correct[mask].mean()
+        print(f"  {kind:<12} value {value_ok:6.2f} %   status {100 * status_ok:6.2f} %")
+    figures["fields"] = {"count": args.fields, "accuracy": float(correct.mean())}
+
+    print("\naccepted error vs review share (threshold on calibrated confidence):")
+    print("  threshold  review %  accepted error  errors/accepted")
+    thresholds = sorted({0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, reader.threshold})
+    rows = curve(conf, correct, thresholds)
+    for t, review, err, errors, n in rows:
+        mark = "  <- default" if t == reader.threshold else ""
+        print(f"  {t:9.4f}  {100 * review:7.2f}  {100 * err:12.3f} %  {errors:5d}/{n}{mark}")
+    default = next(r for r in rows if r[0] == reader.threshold)
+    figures["curve"] = [
+        dict(zip(("threshold", "review", "error", "errors", "accepted"), r, strict=True))
+        for r in rows
+    ]
+    figures["default"] = {"threshold": reader.threshold, "review": default[1], "error": default[2]}
+
+    photo = photo_tier(reader, args, glyphs)
+    figures["photo"] = photo
+    print(f"\nphoto tier ({args.tier}, pipeline crops):")
+    if "skipped" in photo:
+        print(f"  skipped: {photo['skipped']}")
+    else:
+        pages, failed, fields = photo["pages"], photo["pages_failed"], photo["fields"]
+        print(f"  {pages} pages ({failed} not aligned), {fields} fields")
+        print(f"  whole-field accuracy {100 * photo['accuracy']:.2f} %   (target >= 99 %)")
+        print(
+            f"  at the default threshold: review {100 * photo['review_share']:.2f} %, "
+            f"accepted error {100 * photo['accepted_error']:.3f} %"
+        )
+
+    n_tess = min(args.tesseract, len(samples))
+    subset = crops[:n_tess]
+    speed = time_reader(reader, crops[: max(n_tess, 256)])
+    t0 = time.perf_counter()
+    tess = [tesseract_read(c) for c in subset]
+    tess_ms = 1000 * (time.perf_counter() - t0) / max(1, n_tess)
+    tess_ok = np.mean([t == e for t, e in zip(tess, expected[:n_tess], strict=True)])
+    ours_ok = correct[:n_tess].mean()
+    figures["speed_ms"] = speed
+    figures["tesseract"] = {
+        "fields": n_tess,
+        "accuracy": float(tess_ok),
+        "ms": tess_ms,
+        "reader_accuracy": float(ours_ok),
+    }
+    print(f"\nspeed on one core and Tesseract baseline (same {n_tess} fields):")
+    print("  reader         accuracy   ms/field")
+    print(
+        f"  papergrade     {100 * ours_ok:7.2f} %  {speed['total']:8.2f}"
+        f"   (preprocess {speed['preprocess']:.2f}, network {speed['network']:.2f})"
+    )
+    print(f"  tesseract      {100 * tess_ok:7.2f} %  {tess_ms:8.2f}")
+    print(
+        f"  ratio: {tess_ms / speed['total']:.1f}x faster than Tesseract, "
+        f"{(1 - ours_ok) and (1 - tess_ok) / (1 - ours_ok):.1f}x fewer errors"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

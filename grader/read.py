@@ -1,0 +1,411 @@
+"""The handwritten number reader: field crop in, value with a calibrated confidence out.
+
+Runs the exported ONNX model with onnxruntime (no torch at run time).  The preprocessing
+here is also what the training code feeds the network, so both see identical inputs.
+
+A *field crop* is a grayscale ``uint8`` image ``(H, W)``: paper around 200-255, darker ink, the
+answer box plus a margin of about 2 mm, at about 10 px/mm; any size and aspect is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from grader.errors import ReaderModelError
+
+INPUT_HEIGHT = 32
+INPUT_WIDTH = 128
+# Working height for lighting and line clean-up: twice the network's, so that thin printed
+# lines are still lines and not a grey haze when they are found.
+_WORK_HEIGHT = 2 * INPUT_HEIGHT
+STATUSES = ("number", "blank", "smudge", "crossed_out")
+CONFIG_VERSION = 1
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any crop as ``uint8`` grayscale ``(H, W)``: accepts gray, BGR, BGRA, or float in 0..1."""
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if arr.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        arr = cv2.cvtColor(arr, code) if arr.shape[2] in (3, 4) else arr[:, :, 0]
+    if arr.ndim != 2 or arr.shape[0] < 4 or arr.shape[1] < 4:
+        raise ValueError(f"a field crop must be a 2-D image of at least 4x4, not {arr.shape}")
+    if arr.dtype != np.uint8:
+        scale = 255.0 if arr.dtype.kind == "f" and float(arr.max(initial=0)) <= 1.0 else 1.0
+        arr = np.clip(arr.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+    return arr
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Normalise lighting: ``uint8`` ``(H, W)`` in, ``float32`` ink ``(H, W)`` in ``0..1`` out.
+
+    The paper's brightness is estimated with a grey-level closing larger than any pen stroke
+    (ink is dark, so a max filter removes it), and ink is the relative darkening against that.
+    Contrast is then stretched so the darkest strokes reach about 1, but never by more than a
+    fixed factor, so that a blank box's grain and faint erasures stay faint.
+    """
+    h = gray.shape[0]
+    img = gray.astype(np.float32)
+    k = max(3, (h // 5) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    background = cv2.dilate(img, kernel)
+    background = cv2.blur(background, (k, k))
+    background = np.maximum(background, 1.0)
+    ink = np.clip(1.0 - img / background, 0.0, 1.0)
+    strong = float(np.percentile(ink, 99.7))
+    return np.clip(ink / max(strong, 0.45), 0.0, 1.0).astype(np.float32)
+
+
+def remove_box_lines(ink: np.ndarray) -> np.ndarray:
+    """Erase long straight printed-line remnants near the crop's edges.
+
+    ``ink`` is ``float32`` ``(H, W)`` in ``0..1``; returns a cleaned copy.  Only runs of ink
+    much longer than a digit stroke (horizontal: over 45 % of the height and 30 % of the width;
+    vertical: over 60 % of the height) lying in the outer bands where the box border was are
+    removed, so digits, minus signs and cross-outs in the middle are left alone.
+    """
+    h, w = ink.shape
+    # A low level: after blur a thin printed line is faint, and straightness is the real test.
+    mask = (ink > 0.2).astype(np.uint8)
+    long_h = min(w - 1, max(int(0.45 * h), int(0.3 * w)))
+    long_v = min(h - 1, int(0.6 * h))
+    lines: np.ndarray = np.zeros_like(mask)
+    if long_h >= 3:
+        horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_h), np.uint8))
+        band = max(1, int(0.3 * h))
+        horiz[band : h - band, :] = 0
+        lines = lines | horiz
+    if long_v >= 3:
+        vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_v, 1), np.uint8))
+        band = max(1, min(int(0.2 * w), int(0.5 * h)))
+        vert[:, band : w - band] = 0
+        lines = lines | vert
+    if not lines.any():
+        return ink
+    # Grow by one pixel to take the anti-aliased fringe of the line with it.
+    grown = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8))
+    out = ink.copy()
+    out[grown > 0] = 0.0
+    return out
+
+
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Box ``(x0, y0, x1, y1)`` around the ink components worth reading, or None if none.
+
+    Specks are ignored, and so are thin horizontal dashes in the top and bottom bands: those
+    are what is left of the box's top and bottom lines, and counting them would shrink the
+    digits by stretching the window to the crop's full height.
+    """
+    h = ink.shape[0]
+    mask = (ink > 0.35).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    min_area = max(2, int(h * h * 0.0015))
+    keep = []
+    for i in range(1, n):
+        x, y, cw, ch, area = (int(v) for v in stats[i, :5])
+        centre = y + ch / 2
+        dash = ch <= 0.05 * h and cw >= 2.5 * ch and not 0.3 * h < centre < 0.7 * h
+        if area >= min_area and not dash:
+            keep.append((x, y, x + cw, y + ch))
+    if not keep:
+        return None
+    xs0, ys0, xs1, ys1 = zip(*keep, strict=True)
+    return min(xs0), min(ys0), max(xs1), max(ys1)
+
+
+def _reading_window(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """The part of the crop the network looks at: the ink with padding, never too small.
+
+    Cropping to the ink makes digits a similar size whatever the box's margin, while the
+    minimum height (45 % of the crop) keeps a lone dot or dash small, as written.
+    """
+    h, w = ink.shape
+    box = _ink_box(ink)
+    if box is None:
+        return 0, 0, w, h
+    x0, y0, x1, y1 = box
+    band = max(y1 - y0, int(0.45 * h))
+    cy = (y0 + y1) / 2
+    pad = 0.12 * band
+    top = int(max(0, math.floor(cy - band / 2 - pad)))
+    bottom = int(min(h, math.ceil(cy + band / 2 + pad)))
+    left = int(max(0, math.floor(x0 - 0.2 * band)))
+    right = int(min(w, math.ceil(x1 + 0.2 * band)))
+    if right - left < bottom - top:  # at least square, so a lone "1" is not stretched
+        extra = (bottom - top) - (right - left)
+        left = max(0, left - extra // 2)
+        right = min(w, right + extra - extra // 2)
+    return left, top, right, bottom
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """One field crop to the network's input: ``float32`` ``(INPUT_HEIGHT, INPUT_WIDTH)``.
+
+    Steps: grayscale; resize to a working height; lighting normalised to ink in ``0..1``;
+    box-line remnants erased; cut to the ink (with padding); resized to the input height,
+    keeping the aspect ratio (squeezed only when wider than the input); centred on zeros.
+    """
+    gray = to_gray(image)
+    h, w = gray.shape
+    scale = _WORK_HEIGHT / h
+    work_w = max(4, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    gray = cv2.resize(gray, (work_w, _WORK_HEIGHT), interpolation=interp)
+    ink = remove_box_lines(ink_map(gray))
+    x0, y0, x1, y1 = _reading_window(ink)
+    window = ink[y0:y1, x0:x1]
+    wh, ww = window.shape
+    out_w = min(INPUT_WIDTH, max(1, round(ww * INPUT_HEIGHT / wh)))
+    small = cv2.resize(window, (out_w, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
+    out = np.zeros((INPUT_HEIGHT, INPUT_WIDTH), dtype=np.float32)
+    left = (INPUT_WIDTH - out_w) // 2
+    out[:, left : left + out_w] = small
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding: CTC output to candidate numbers with probabilities.
+
+MAX_CHARS = 8  # the worksheets ask for up to 6; a little slack so a long answer is not cut
+
+
+def valid_prefix(text: str) -> bool:
+    """Whether ``text`` can start a number: a minus only first, at most one decimal point."""
+    if len(text) > MAX_CHARS or "-" in text[1:]:
+        return False
+    return text.count(".") <= 1
+
+
+def valid_number(text: str) -> bool:
+    """A complete number: optional minus, digits with at most one point, not ending in one."""
+    body = text[1:] if text.startswith("-") else text
+    return valid_prefix(text) and any(c.isdigit() for c in body) and not body.endswith(".")
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
+    """Softmax of ``logits / temperature`` along ``axis``, as ``float64``."""
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=axis, keepdims=True)
+    return out
+
+
+def ctc_beam_search(
+    probs: np.ndarray, alphabet: str, beam: int = 8, prune: float = 1e-4
+) -> list[tuple[str, float]]:
+    """Most likely labelings of one CTC output, each with its probability.
+
+    ``probs`` is ``(T, 1 + len(alphabet))``, rows summing to 1, class 0 the CTC blank.  A prefix
+    beam search sums the probability over all alignments of each labeling and only extends
+    prefixes that can still become a number (see :func:`valid_prefix`).  Returns up to
+    ``beam`` pairs ``(text, probability)``, most likely first; ``""`` means nothing written.
+    """
+    beams: dict[str, tuple[float, float]] = {"": (1.0, 0.0)}  # prefix -> (ends blank, not)
+    for row in probs:
+        chars = [int(c) for c in np.nonzero(row[1:] > prune)[0] + 1]
+        nxt: dict[str, list[float]] = {}
+        for prefix, (p_b, p_nb) in beams.items():
+            total = p_b + p_nb
+            entry = nxt.setdefault(prefix, [0.0, 0.0])
+            entry[0] += total * row[0]
+            last = prefix[-1] if prefix else ""
+            for c in chars:
+                ch = alphabet[c - 1]
+                ext = prefix + ch
+                if ch == last:
+                    entry[1] += p_nb * row[c]  # a repeat without a blank collapses
+                    stay = p_b * row[c]
+                else:
+                    stay = total * row[c]
+                if valid_prefix(ext):
+                    nxt.setdefault(ext, [0.0, 0.0])[1] += stay
+        best = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)[:beam]
+        beams = {k: (v[0], v[1]) for k, v in best}
+    ranked = sorted(((k, v[0] + v[1]) for k, v in beams.items()), key=lambda kv: -kv[1])
+    return [(k, p) for k, p in ranked if k == "" or valid_number(k)]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of one field crop.
+
+    ``text`` is the number as written (``"-12"``, ``"3.5"``) or None when there is no answer
+    (``status`` ``"blank"``, ``"smudge"`` or ``"crossed_out"``).  ``confidence`` (0..1) is the
+    calibrated probability that ``text`` is right; ``alternatives`` are the next-best readings
+    as ``(text or None, probability)``; ``needs_review`` is ``confidence`` below the model's
+    threshold.
+    """
+
+    text: str | None
+    status: str
+    confidence: float
+    alternatives: list[tuple[str | None, float]] = field(default_factory=list)
+    needs_review: bool = False
+
+
+def decide(
+    ctc_logits: np.ndarray,
+    status_logits: np.ndarray,
+    alphabet: str,
+    ctc_temperature: float = 1.0,
+    status_temperature: float = 1.0,
+    threshold: float = 0.5,
+    top_k: int = 3,
+) -> Reading:
+    """Turn one field's network outputs into a :class:`Reading`.
+
+    ``ctc_logits`` is ``(T, 1 + len(alphabet))``, ``status_logits`` is ``(len(STATUSES),)``.
+    The probability of each value is the status head's probability of "number" times the
+    CTC probability of the text; "no answer" gathers the other statuses plus an empty CTC read.
+    """
+    p_status = softmax(status_logits, status_temperature)
+    candidates = ctc_beam_search(softmax(ctc_logits, ctc_temperature), alphabet)
+    p_number = float(p_status[0])
+    scored: dict[str | None, float] = {None: float(p_status[1:].sum())}
+    for text, p in candidates:
+        key = text if text else None
+        scored[key] = scored.get(key, 0.0) + p_number * float(p)
+    ranked = sorted(scored.items(), key=lambda kv: -kv[1])
+    best, confidence = ranked[0]
+    confidence = min(1.0, float(confidence))
+    status = STATUSES[1 + int(np.argmax(p_status[1:]))] if best is None else "number"
+    alternatives = [(t, round(min(1.0, float(p)), 6)) for t, p in ranked[1 : 1 + top_k]]
+    return Reading(
+        text=best,
+        status=status,
+        confidence=confidence,
+        alternatives=alternatives,
+        needs_review=confidence < threshold,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The model files and the reader.
+
+MODEL_DIR = Path(str(resources.files("grader") / "models"))
+_REQUIRED_KEYS = ("version", "input", "normalisation", "alphabet", "statuses", "calibration")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read and check ``reader.json``; raises :class:`ReaderModelError` when unusable."""
+    if not path.is_file():
+        raise ReaderModelError(
+            f"reader config {path} is missing; reinstall Papergrade or retrain with 'make train'"
+        )
+    try:
+        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReaderModelError(f"reader config {path} is unreadable: {exc}") from exc
+    missing = [k for k in _REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ReaderModelError(f"reader config {path} lacks {', '.join(missing)}; retrain")
+    if config["version"] != CONFIG_VERSION:
+        raise ReaderModelError(
+            f"reader config {path} has version {config['version']}, this code reads "
+            f"version {CONFIG_VERSION}; retrain the model or update Papergrade"
+        )
+    expected = [1, INPUT_HEIGHT, INPUT_WIDTH]
+    if list(config["input"]["shape"]) != expected:
+        raise ReaderModelError(
+            f"reader config {path} expects input {config['input']['shape']}, but the "
+            f"preprocessing makes {expected}; retrain the model"
+        )
+    if tuple(config["statuses"]) != STATUSES:
+        raise ReaderModelError(f"reader config {path} has statuses {config['statuses']}")
+    return config
+
+
+class Reader:
+    """Loads the ONNX model and its config once and reads batches of field crops.
+
+    ``model_dir`` holds ``reader.onnx`` and ``reader.json`` (default: the packaged model);
+    ``threads`` is onnxruntime's intra-op thread count (1 keeps a worker to one core).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        threads: int = 1,
+        threshold: float | None = None,
+    ) -> None:
+        directory = Path(model_dir) if model_dir is not None else MODEL_DIR
+        self.config = load_config(directory / "reader.json")
+        self.alphabet: str = self.config["alphabet"]
+        calibration = self.config["calibration"]
+        self.ctc_temperature = float(calibration["ctc_temperature"])
+        self.status_temperature = float(calibration["status_temperature"])
+        self.threshold = float(threshold if threshold is not None else calibration["threshold"])
+        self.mean = float(self.config["normalisation"]["mean"])
+        self.std = float(self.config["normalisation"]["std"])
+        self.batch_size = int(self.config["input"].get("batch_size", 64))
+        self._session = self._open(directory / "reader.onnx", threads)
+
+    def _open(self, path: Path, threads: int) -> Any:
+        if not path.is_file():
+            raise ReaderModelError(
+                f"reader model {path} is missing; reinstall Papergrade or retrain with 'make train'"
+            )
+        import onnxruntime as ort  # imported here so that importing grader stays light
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ReaderModelError(f"reader model {path} cannot be loaded: {exc}") from exc
+        outputs = {o.name: o.shape for o in session.get_outputs()}
+        if set(outputs) != {"ctc_logits", "status_logits"}:
+            raise ReaderModelError(f"reader model {path} has outputs {sorted(outputs)}")
+        classes = outputs["ctc_logits"][-1]
+        if isinstance(classes, int) and classes != 1 + len(self.alphabet):
+            raise ReaderModelError(
+                f"reader model {path} has {classes} classes but its config's alphabet "
+                f"{self.alphabet!r} needs {1 + len(self.alphabet)}; the files do not match"
+            )
+        return session
+
+    def logits(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs for crops: ``(N, T, C)`` CTC logits and ``(N, 4)`` status logits."""
+        batch = np.stack([preprocess(c) for c in crops])[:, None, :, :]
+        batch = (batch - self.mean) / self.std
+        ctc_parts, status_parts = [], []
+        for start in range(0, len(batch), self.batch_size):
+            part = batch[start : start + self.batch_size].astype(np.float32)
+            ctc, status = self._session.run(["ctc_logits", "status_logits"], {"image": part})
+            ctc_parts.append(ctc)
+            status_parts.append(status)
+        return np.concatenate(ctc_parts), np.concatenate(status_parts)
+
+    def read_batch(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        """Read field crops (each ``uint8`` ``(H, W)`` grayscale; see :func:`to_gray`)."""
+        if len(crops) == 0:
+            return []
+        ctc, status = self.logits(crops)
+        return [
+            decide(
+                ctc[i],
+                status[i],
+                self.alphabet,
+                self.ctc_temperature,
+                self.status_temperature,
+                self.threshold,
+            )
+            for i in range(len(crops))
+        ]
+
+    def read(self, crop: np.ndarray) -> Reading:
+        """Read one field crop."""
+        return self.read_batch([crop])[0]

@@ -1,0 +1,59 @@
+"""The reader's network: a small CRNN with a CTC head for the text and a field-status head.
+
+Input ``(N, 1, 32, 128)`` normalised ink.  Outputs ``ctc_logits`` ``(N, 32, 13)`` (class 0 is the
+CTC blank, then ``0-9 - .``) and ``status_logits`` ``(N, 4)`` (number, blank, smudge,
+crossed_out).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+
+class ReaderNet(nn.Module):
+    """Convolutions down to one feature column per 4 input pixels, a BiLSTM, two heads.
+
+    The status head sees the whole field (mean and max over the sequence): whether a number
+    is crossed out or just an erased smudge is a property of the field, not of one column.
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 13,
+        n_status: int = 4,
+        widths: tuple[int, int, int, int, int] = (24, 48, 96, 96, 128),
+        hidden: int = 96,
+    ) -> None:
+        super().__init__()
+        a, b, c, d, e = widths
+        self.features = nn.Sequential(
+            *_conv(1, a),
+            nn.MaxPool2d(2),  # 16 x 64
+            *_conv(a, b),
+            nn.MaxPool2d(2),  # 8 x 32
+            *_conv(b, c),
+            *_conv(c, d),
+            nn.MaxPool2d((2, 1)),  # 4 x 32
+            *_conv(d, e),
+            nn.Conv2d(e, e, (4, 1)),  # height 4 -> 1
+            nn.BatchNorm2d(e),
+            nn.ReLU(True),
+        )
+        self.rnn = nn.LSTM(e, hidden, bidirectional=True, batch_first=True)
+        self.dropout = nn.Dropout(0.15)
+        self.ctc = nn.Linear(2 * hidden, n_classes)
+        self.status = nn.Sequential(
+            nn.Linear(4 * hidden, 64), nn.ReLU(True), nn.Linear(64, n_status)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x).squeeze(2).transpose(1, 2)  # (N, T, e)
+        seq, _ = self.rnn(f)
+        seq = self.dropout(seq)
+        pooled = torch.cat([seq.mean(dim=1), seq.amax(dim=1)], dim=1)
+        return self.ctc(seq), self.status(pooled)

@@ -1,0 +1,288 @@
+"""Synthetic field crops for training and benchmarking the reader (numpy and OpenCV only).
+
+A sample is what the page pipeline hands the reader: a grayscale ``uint8`` crop of one answer
+box plus a 2 mm margin, with box-line remnants the extractor left behind, camera effects
+(uneven light, blur, noise, JPEG, slight rotation, scale and shift) and handwriting that may
+cross the border.  Each sample is a pure function of its seed, so a data set is reproducible
+from ``(seed, index)`` whatever the order or process that makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from grader import handwriting as hw
+
+BOX_MM = (32.0, 12.0)  # width, height of an answer box
+DIGIT_BOX_MM = (10.0, 12.0)  # a student-number box
+MARGIN_MM = 2.0
+
+# Share of each field kind in training and in the benchmark's field mix.
+KIND_WEIGHTS = {"number": 0.76, "blank": 0.08, "smudge": 0.06, "crossed_out": 0.10}
+
+
+@dataclass(frozen=True)
+class FieldSample:
+    """One synthetic crop: ``image`` ``uint8`` ``(H, W)``, what it shows and its text."""
+
+    image: np.ndarray
+    status: str  # one of grader.read.STATUSES
+    text: str  # the number written ("" unless status is "number" or "crossed_out")
+
+
+class TrainingGlyphs:
+    """Digits from MNIST or the procedural glyphs, symbols from MDAS or the procedural ones.
+
+    The MDAS symbols come from two writers only, so half the minus signs and decimal points
+    are procedural, which keeps the model from learning those two writers' habits.
+    """
+
+    def __init__(self, mnist: hw.GlyphSource | None, stroke_share: float = 0.5) -> None:
+        self.mnist = mnist
+        self.strokes = hw.StrokeGlyphs()
+        self.stroke_share = stroke_share if mnist is not None else 1.0
+
+    def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
+        """A glyph of ``char``: ``float32`` ``(28, 28)`` ink in ``0..1``."""
+        if self.mnist is None or rng.random() < self.stroke_share:
+            return self.strokes.glyph(char, rng)
+        return self.mnist.glyph(char, rng)
+
+
+class Synthesizer:
+    """Makes :class:`FieldSample` crops from a glyph source.
+
+    ``digit_source`` draws digits and ``symbol_source`` the minus and dot; ``stroke_share`` is
+    the fraction of numbers written entirely with procedural glyphs (so the model also reads
+    the simulator's handwriting when no data is installed).
+    """
+
+    def __init__(
+        self,
+        mnist: hw.GlyphSource | None,
+        stroke_share: float = 0.15,
+        symbol_stroke_share: float = 0.5,
+        clean: bool = False,
+    ) -> None:
+        self.mnist_like = TrainingGlyphs(mnist, symbol_stroke_share)
+        self.strokes = hw.StrokeGlyphs()
+        self.stroke_share = stroke_share if mnist is not None else 1.0
+        self.clean = clean
+
+    def sample(self, rng: np.random.Generator, kind: str | None = None) -> FieldSample:
+        """A random field crop; ``kind`` forces one of :data:`KIND_WEIGHTS`'s keys."""
+        if kind is None:
+            kinds = list(KIND_WEIGHTS)
+            kind = str(rng.choice(kinds, p=list(KIND_WEIGHTS.values())))
+        digit_box = rng.random() < 0.1
+        text = (
+            str(int(rng.integers(10)))
+            if digit_box
+            else hw.random_answer(rng, max_len=int(rng.choice([6, 6, 4, 3])))
+        )
+        return self.render(text, kind, rng, digit_box=digit_box)
+
+    def render(
+        self, text: str, kind: str, rng: np.random.Generator, digit_box: bool = False
+    ) -> FieldSample:
+        """Write ``text`` as a field of ``kind`` into a box and photograph it."""
+        source: hw.GlyphSource = (
+            self.strokes if rng.random() < self.stroke_share else self.mnist_like
+        )
+        ppm = float(rng.choice([rng.uniform(5.0, 10.0), 10.0]))  # px per mm
+        box_w, box_h = DIGIT_BOX_MM if digit_box else BOX_MM
+        box = (box_w * ppm, box_h * ppm)
+        crop_w = round((box_w + 2 * MARGIN_MM) * ppm)
+        crop_h = round((box_h + 2 * MARGIN_MM) * ppm)
+        ink = _handwriting(text, kind, source, rng, box, ppm)
+        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, self.clean)
+        shown = text if kind in ("number", "crossed_out") else ""
+        return FieldSample(image=image, status=kind, text=shown)
+
+
+def _handwriting(
+    text: str,
+    kind: str,
+    source: hw.GlyphSource,
+    rng: np.random.Generator,
+    box: tuple[float, float],
+    ppm: float,
+) -> np.ndarray:
+    """Ink for the box interior plus the margin: ``float32`` ``(crop_h, crop_w)``."""
+    box_w, box_h = box
+    margin = MARGIN_MM * ppm
+    crop_w, crop_h = round(box_w + 2 * margin), round(box_h + 2 * margin)
+    canvas = np.zeros((crop_h, crop_w), dtype=np.float32)
+    if kind == "blank":
+        written = None
+    elif kind == "smudge":
+        ghost = hw.random_answer(rng) if rng.random() < 0.7 else ""
+        written = hw.erased_ink(ghost, source, rng, round(box_h), round(box_w))
+    else:
+        # Mostly inside the box; sometimes larger than it, so strokes cross the border.
+        height = round(box_h * rng.uniform(0.75, 1.0) if rng.random() < 0.85 else box_h * 1.15)
+        width = round(box_w * rng.uniform(0.8, 1.0))
+        written = hw.compose_number(text, source, rng, height, width)
+        if kind == "crossed_out":
+            written = hw.cross_out(written, rng)
+        elif rng.random() < 0.08:
+            old = hw.erased_ink(hw.random_answer(rng), source, rng, height, width)
+            written = np.maximum(written, old)  # rewritten over an erased answer
+    if written is not None:
+        y = margin + (box_h - written.shape[0]) / 2 + rng.normal(0, 0.05) * box_h
+        x = margin + (box_w - written.shape[1]) / 2 + rng.normal(0, 0.02) * box_w
+        x, y = _keep_inside(written, x, y, (crop_w, crop_h), 1.0 * ppm)
+        _paste_max(canvas, written, x, y)
+    if rng.random() < 0.06:
+        canvas = hw.stray_mark(canvas, rng)
+    return canvas
+
+
+def _keep_inside(
+    ink: np.ndarray, x: float, y: float, size: tuple[int, int], edge: float
+) -> tuple[int, int]:
+    """Shift a placement so the ink stays ``edge`` px inside the crop.
+
+    Writing may cross the box border into the margin, but a digit cut off by the crop's own
+    edge would be a training label the image does not show.
+    """
+    box = hw.ink_bbox(ink)
+    if box is None:
+        return round(x), round(y)
+    x0, y0, x1, y1 = box
+    crop_w, crop_h = size
+    x = min(max(x, edge - x0), max(edge - x0, crop_w - edge - x1))
+    y = min(max(y, edge - y0), max(edge - y0, crop_h - edge - y1))
+    return round(x), round(y)
+
+
+def _paste_max(canvas: np.ndarray, ink: np.ndarray, x: int, y: int) -> None:
+    """Merge ``ink`` into ``canvas`` at ``(x, y)`` by maximum, clipping at the edges."""
+    ch, cw = canvas.shape
+    ih, iw = ink.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + iw, cw), min(y + ih, ch)
+    if x1 > x0 and y1 > y0:
+        region = canvas[y0:y1, x0:x1]
+        np.maximum(region, ink[y0 - y : y1 - y, x0 - x : x1 - x], out=region)
+
+
+def _photograph(
+    ink: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    box: tuple[float, float],
+    ppm: float,
+    clean: bool,
+) -> np.ndarray:
+    """Paper, printed box, handwriting, camera, then the extractor's imperfect line removal."""
+    crop_w, crop_h = size
+    page = hw.paper(crop_h, crop_w, rng)
+    lines = _box_lines(rng, size, box, ppm)
+    line_level = rng.uniform(0.45, 0.85)
+    page = (page * (1.0 - lines * line_level)).astype(np.uint8)
+    page = hw.draw_ink(page, ink, rng)
+    if clean:
+        return _remove_lines(page, lines, rng, keep=0.0)
+    img = _camera(page.astype(np.float32), rng, ppm)
+    return _remove_lines(img, lines, rng, keep=float(rng.uniform(0.0, 0.35)))
+
+
+def _box_lines(
+    rng: np.random.Generator, size: tuple[int, int], box: tuple[float, float], ppm: float
+) -> np.ndarray:
+    """The printed box border as ``float32`` ``(H, W)`` coverage, slightly rotated and offset."""
+    crop_w, crop_h = size
+    box_w, box_h = box
+    lines = np.zeros((crop_h, crop_w), dtype=np.float32)
+    thickness = max(1, round(rng.uniform(0.2, 0.5) * ppm))
+    cx = crop_w / 2 + rng.normal(0, 0.4) * ppm
+    cy = crop_h / 2 + rng.normal(0, 0.4) * ppm
+    sw, sh = box_w / 2 + rng.normal(0, 0.2) * ppm, box_h / 2 + rng.normal(0, 0.2) * ppm
+    angle = np.radians(rng.normal(0, 0.8))
+    corners = np.array([[-sw, -sh], [sw, -sh], [sw, sh], [-sw, sh]])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = corners @ rot.T + [cx, cy]
+    pts16 = np.round(pts * 16).astype(np.int32)
+    cv2.polylines(lines, [pts16], True, 1.0, thickness, cv2.LINE_AA, shift=4)
+    return lines
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator, ppm: float) -> np.ndarray:
+    """Phone-photo effects on a ``float32`` page ``(H, W)`` in 0..255; returns ``uint8``."""
+    h, w = img.shape
+    # Uneven light: a tilted plane times a soft blob, like a lamp and a hand's shadow.
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = rng.normal(0, 0.25, 2)
+    light = 1.0 + gx * (xx / w - 0.5) + gy * (yy / h - 0.5)
+    if rng.random() < 0.3:
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.3, 1.0) * w
+        light *= 1.0 - rng.uniform(0.1, 0.35) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / r**2)
+    exposure = rng.uniform(0.6, 1.05)
+    img = img * light * exposure
+    # Small geometric error of the alignment: rotation, scale and shift of about 1 mm.
+    angle = rng.normal(0, 1.2)
+    scale = rng.uniform(0.94, 1.06)
+    matrix = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale), np.float64)
+    matrix[:, 2] = matrix[:, 2] + rng.normal(0, 0.3, 2) * ppm
+    border = float(np.median(img[:, : max(1, w // 10)]))
+    img = cv2.warpAffine(
+        img,
+        matrix,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
+    )
+    sigma = rng.uniform(0.0, 0.15) * ppm
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    if rng.random() < 0.15:
+        length = max(2, int(rng.uniform(0.1, 0.4) * ppm))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0 / length
+        rot = cv2.getRotationMatrix2D((length / 2, length / 2), rng.uniform(0, 180), 1.0)
+        img = cv2.filter2D(img, -1, cv2.warpAffine(kernel, rot, (length, length)))
+    img = img + rng.normal(0, rng.uniform(0.5, 7.0), img.shape)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    quality = int(rng.integers(45, 96))
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+    return decoded if decoded is not None else out
+
+
+def _remove_lines(
+    img: np.ndarray, lines: np.ndarray, rng: np.random.Generator, keep: float
+) -> np.ndarray:
+    """The extractor's line removal: paint most of the border with the local paper colour.
+
+    Removal is imperfect: whole runs of the border survive (``keep`` is about the share kept),
+    the rest leaves a faint trace, and handwriting crossing the line is cut where it was
+    painted over, as the real extractor does.  ``img`` is ``uint8`` ``(H, W)``.
+    """
+    h, w = img.shape
+    mask = lines > 0.2
+    if not mask.any():
+        return img
+    # Which parts survive: a random on/off pattern along the border, in runs of a few mm.
+    runs = rng.random((max(2, h // 12), max(2, w // 12))) < keep
+    survive = cv2.resize(runs.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    if rng.random() < 0.05:
+        survive[:] = True  # the extractor missed the box entirely
+    erase = mask & ~survive
+    erase = cv2.dilate(erase.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    paper = cv2.dilate(img, np.ones((7, 7), np.uint8))  # local paper brightness
+    trace = rng.uniform(0.0, 0.25)
+    out = img.astype(np.float32)
+    out[erase] = paper[erase] * (1 - trace) + out[erase] * trace
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def make_synthesizer(data_dir: Path | None, split: str, **kwargs: float) -> Synthesizer:
+    """A synthesizer on MNIST glyphs of ``split`` when the data exists, procedural otherwise."""
+    directory = data_dir if data_dir is not None else hw.default_data_dir()
+    mnist = hw.MnistGlyphs(directory, split) if (directory / "mnist").is_dir() else None
+    return Synthesizer(mnist, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,408 @@
+"""Train the handwritten number reader, calibrate it, and export it to ONNX.
+
+    python -m training.train_reader --data-dir ../shared/data --out grader/models \
+        --seed 0 --minutes 32
+
+Every training field is synthesised on the fly from ``(seed, index)`` (see training.synth), so a
+run is reproducible from its seed and step count (``--steps``; with ``--minutes`` the step
+count is fixed from the measured speed after the first steps and written to reader.json).
+Calibration and the review threshold use the "val" split (held out from the MNIST training
+files); the MNIST test split is never touched here, only by bench/reader.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from grader import handwriting as hw
+from grader import read as rd
+from training.model import ReaderNet
+from training.synth import Synthesizer, make_synthesizer
+
+LOG = logging.getLogger("train_reader")
+MEAN, STD = 0.08, 0.22  # of preprocessed ink; fixed so that runtime needs no statistics
+STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test split
+
+
+class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
+    """Field ``i`` of a stream: preprocessed input ``(32, 128)`` float32, status index, text."""
+
+    def __init__(self, data_dir: Path | None, split: str, seed: int, stream: int, **kw: Any):
+        self.data_dir, self.split, self.seed, self.stream, self.kw = (
+            data_dir,
+            split,
+            seed,
+            stream,
+            kw,
+        )
+        self._synth: Synthesizer | None = None
+
+    def __len__(self) -> int:
+        return 10**9
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int, str]:
+        if self._synth is None:  # built in the worker process, not pickled to it
+            self._synth = make_synthesizer(self.data_dir, self.split, **self.kw)
+        rng = np.random.default_rng([self.seed, self.stream, index])
+        sample = self._synth.sample(rng)
+        x = (rd.preprocess(sample.image) - MEAN) / STD
+        return x.astype(np.float32), rd.STATUSES.index(sample.status), sample.text
+
+
+def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
+    """Stack a batch; CTC targets of crossed-out fields are dropped (their loss is masked)."""
+    xs, statuses, texts = zip(*batch, strict=True)
+    targets: list[int] = []
+    lengths = []
+    for status, text in zip(statuses, texts, strict=True):
+        label = text if rd.STATUSES[status] == "number" else ""
+        targets.extend(hw.ALPHABET.index(c) + 1 for c in label)
+        lengths.append(len(label))
+    return {
+        "x": torch.from_numpy(np.stack(xs)[:, None]),
+        "status": torch.tensor(statuses, dtype=torch.long),
+        "targets": torch.tensor(targets, dtype=torch.long),
+        "lengths": torch.tensor(lengths, dtype=torch.long),
+        "ctc_mask": torch.tensor([rd.STATUSES[s] != "crossed_out" for s in statuses]),
+        "texts": list(texts),
+    }
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def loader(dataset: SynthFields, start: int, batch: int, workers: int) -> Iterator[dict[str, Any]]:
+    """Batches of fields ``start, start+1, ...`` in order, so a run is reproducible."""
+    sampler = range(start, start + 10**9)
+    dl = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=6 if workers else None,
+        persistent_workers=bool(workers),
+    )
+    return iter(dl)
+
+
+def losses(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC loss (mean over fields with a CTC target) and status cross-entropy."""
+    ctc_logits, status_logits = model(batch["x"])
+    log_probs = ctc_logits.log_softmax(2).transpose(0, 1)  # (T, N, C)
+    n, t = ctc_logits.shape[0], ctc_logits.shape[1]
+    per_field = nn.functional.ctc_loss(
+        log_probs,
+        batch["targets"],
+        torch.full((n,), t, dtype=torch.long),
+        batch["lengths"],
+        blank=0,
+        reduction="none",
+        zero_infinity=True,
+    )
+    mask = batch["ctc_mask"].float()
+    ctc = (per_field * mask).sum() / mask.sum().clamp(min=1.0)
+    return ctc, nn.functional.cross_entropy(status_logits, batch["status"])
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int = 300) -> float:
+    """Linear warm-up, then cosine decay to 2 % of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def fixed_set(dataset: SynthFields, count: int, workers: int) -> dict[str, Any]:
+    """The first ``count`` fields of a stream as one in-memory batch."""
+    parts: list[dict[str, Any]] = []
+    it = loader(dataset, 0, 250, workers)
+    while sum(len(p["texts"]) for p in parts) < count:
+        parts.append(next(it))
+    return {
+        "x": torch.cat([p["x"] for p in parts])[:count],
+        "status": torch.cat([p["status"] for p in parts])[:count],
+        "texts": [t for p in parts for t in p["texts"]][:count],
+    }
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Logits for a stack of inputs, in chunks: ``(N, T, C)`` and ``(N, 4)`` numpy arrays."""
+    model.eval()
+    ctc, status = [], []
+    for i in range(0, len(x), 500):
+        c, s = model(x[i : i + 500])
+        ctc.append(c.numpy())
+        status.append(s.numpy())
+    model.train()
+    return np.concatenate(ctc), np.concatenate(status)
+
+
+def truth(fields: dict[str, Any]) -> list[str | None]:
+    """The value each field should read as: the text of a number, None otherwise."""
+    return [
+        text if rd.STATUSES[int(s)] == "number" else None
+        for s, text in zip(fields["status"], fields["texts"], strict=True)
+    ]
+
+
+def field_accuracy(ctc: np.ndarray, status: np.ndarray, expected: list[str | None]) -> float:
+    """Share of fields whose decoded value (temperature 1) equals the expected one."""
+    hits = sum(
+        int(rd.decide(ctc[i], status[i], hw.ALPHABET).text == expected[i]) for i in range(len(ctc))
+    )
+    return hits / max(1, len(ctc))
+
+
+def fit_temperature(nll: Any, grid: np.ndarray) -> float:
+    """The temperature on ``grid`` with the lowest negative log-likelihood ``nll(T)``."""
+    scores = [float(nll(t)) for t in grid]
+    return float(grid[int(np.argmin(scores))])
+
+
+def calibrate(ctc: np.ndarray, status: np.ndarray, fields: dict[str, Any]) -> tuple[float, float]:
+    """Temperatures for the CTC and status heads minimising NLL on the validation fields."""
+    s_logits = torch.from_numpy(status)
+    s_true = fields["status"]
+    t_status = fit_temperature(
+        lambda t: nn.functional.cross_entropy(s_logits / t, s_true), np.arange(0.5, 4.01, 0.05)
+    )
+    numbers = [i for i, s in enumerate(s_true) if rd.STATUSES[int(s)] == "number"]
+    logits = torch.from_numpy(ctc[numbers])
+    targets = torch.tensor(
+        [hw.ALPHABET.index(c) + 1 for i in numbers for c in fields["texts"][i]], dtype=torch.long
+    )
+    lengths = torch.tensor([len(fields["texts"][i]) for i in numbers], dtype=torch.long)
+    frames = torch.full((len(numbers),), logits.shape[1], dtype=torch.long)
+
+    def ctc_nll(t: float) -> torch.Tensor:
+        lp = (logits / t).log_softmax(2).transpose(0, 1)
+        return nn.functional.ctc_loss(lp, targets, frames, lengths, reduction="sum")
+
+    t_ctc = fit_temperature(ctc_nll, np.arange(0.5, 4.01, 0.05))
+    return t_ctc, t_status
+
+
+def review_curve(confidence: np.ndarray, correct: np.ndarray) -> list[dict[str, float]]:
+    """Accepted error and review share for a range of thresholds (sorted by threshold)."""
+    rows = []
+    for t in np.unique(np.concatenate([confidence, np.linspace(0, 1, 101)])):
+        accepted = confidence >= t
+        n_acc = int(accepted.sum())
+        errors = int((~correct[accepted]).sum())
+        rows.append(
+            {
+                "threshold": float(t),
+                "review_share": 1.0 - n_acc / len(confidence),
+                "accepted_error": errors / n_acc if n_acc else 0.0,
+                "accepted_errors": errors,
+            }
+        )
+    return rows
+
+
+def choose_threshold(curve: list[dict[str, float]], target: float) -> float:
+    """The lowest threshold whose accepted error is at most ``target`` (fewest reviews)."""
+    ok = [r["threshold"] for r in curve if r["accepted_error"] <= target]
+    return min(ok) if ok else 1.0
+
+
+def export_onnx(model: nn.Module, path: Path) -> None:
+    """Write the model as ONNX with a dynamic batch dimension."""
+    model.eval()
+    dummy = torch.zeros(2, 1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["image"],
+        output_names=["ctc_logits", "status_logits"],
+        dynamic_axes={
+            "image": {0: "batch"},
+            "ctc_logits": {0: "batch"},
+            "status_logits": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=hw.default_data_dir())
+    p.add_argument("--out", type=Path, default=Path("grader/models"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=30.0, help="training time budget")
+    p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    # One compute thread plus one synthesis process fill two cores; two compute threads made
+    # OpenMP spin against the synthesis worker on a shared machine and ran several times slower.
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--workers", type=int, default=1, help="data synthesis processes")
+    p.add_argument("--val-fields", type=int, default=6000)
+    p.add_argument("--target-error", type=float, default=1 / 500)
+    p.add_argument("--checkpoint", type=Path, default=Path("build/reader.pt"))
+    p.add_argument("--export-only", action="store_true", help="calibrate and export a checkpoint")
+    return p.parse_args(argv)
+
+
+def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
+    """The training loop; returns what reader.json records about the run."""
+    data = SynthFields(args.data_dir, "train", args.seed, STREAM_TRAIN)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    batches = loader(data, 0, args.batch, args.workers)
+    total = args.steps or 10**9
+    start = time.monotonic()
+    timed_from = 0.0
+    running = [0.0, 0.0]
+    step = 0
+    while step < total:
+        if step == 50:
+            timed_from = time.monotonic()
+        if step == 150 and not args.steps:
+            per_step = (time.monotonic() - timed_from) / 100
+            total = int((args.minutes * 60 - (time.monotonic() - start)) / per_step) + step
+            LOG.info("%.3f s/step: training for %d steps", per_step, total)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
+        batch = next(batches)
+        ctc, ce = losses(model, batch)
+        opt.zero_grad()
+        (ctc + ce).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        running = [0.98 * running[0] + 0.02 * ctc.item(), 0.98 * running[1] + 0.02 * ce.item()]
+        step += 1
+        if step % 50 == 0:
+            LOG.info(
+                "step %d/%d ctc %.4f status %.4f lr %.5f %.1f min",
+                step,
+                total,
+                running[0],
+                running[1],
+                opt.param_groups[0]["lr"],
+                (time.monotonic() - start) / 60,
+            )
+        if step % 1000 == 0:
+            save_checkpoint(args.checkpoint, model, step)
+    save_checkpoint(args.checkpoint, model, step)
+    return {
+        "seed": args.seed,
+        "steps": step,
+        "batch": args.batch,
+        "fields_seen": step * args.batch,
+        "minutes": round((time.monotonic() - start) / 60, 1),
+        "lr": args.lr,
+    }
+
+
+def save_checkpoint(path: Path, model: nn.Module, step: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "step": step}, path)
+
+
+def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> None:
+    """Calibrate on val, choose the threshold, export ONNX and write reader.json."""
+    val = fixed_set(
+        SynthFields(args.data_dir, "val", args.seed, STREAM_VAL, stroke_share=0.0),
+        args.val_fields,
+        args.workers,
+    )
+    ctc, status = predict(model, val["x"])
+    expected = truth(val)
+    raw_acc = field_accuracy(ctc, status, expected)
+    t_ctc, t_status = calibrate(ctc, status, val)
+    readings = [rd.decide(ctc[i], status[i], hw.ALPHABET, t_ctc, t_status) for i in range(len(ctc))]
+    confidence = np.array([r.confidence for r in readings])
+    correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
+    curve = review_curve(confidence, correct)
+    threshold = choose_threshold(curve, args.target_error)
+    at = next(r for r in curve if r["threshold"] >= threshold)
+    LOG.info(
+        "val field accuracy %.4f; T_ctc %.2f T_status %.2f; threshold %.4f: review %.4f, "
+        "accepted error %.5f",
+        raw_acc,
+        t_ctc,
+        t_status,
+        threshold,
+        at["review_share"],
+        at["accepted_error"],
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_onnx(model, args.out / "reader.onnx")
+    config = {
+        "name": "papergrade-reader",
+        "version": rd.CONFIG_VERSION,
+        "model_version": "1.0." + dt.date.today().strftime("%Y%m%d"),
+        "input": {
+            "shape": [1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH],
+            "batch_size": 64,
+            "preprocess": "grader.read.preprocess",
+        },
+        "normalisation": {"mean": MEAN, "std": STD, "input": "ink 0..1 after preprocess"},
+        "alphabet": hw.ALPHABET,
+        "ctc_blank": 0,
+        "statuses": list(rd.STATUSES),
+        "calibration": {
+            "ctc_temperature": t_ctc,
+            "status_temperature": t_status,
+            "threshold": threshold,
+            "target_accepted_error": args.target_error,
+            "split": "val",
+            "fields": len(expected),
+        },
+        "validation": {
+            "field_accuracy": raw_acc,
+            "review_share": at["review_share"],
+            "accepted_error": at["accepted_error"],
+        },
+        "training": run,
+    }
+    (args.out / "reader.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    LOG.info("wrote %s and reader.json", args.out / "reader.onnx")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    # Denormal floats (tiny gradients late in an LSTM's backward pass) are very slow on CPUs.
+    torch.set_flush_denormal(True)
+    torch.manual_seed(args.seed)
+    model = ReaderNet(n_classes=1 + len(hw.ALPHABET), n_status=len(rd.STATUSES))
+    if args.export_only:
+        state = torch.load(args.checkpoint)
+        model.load_state_dict(state["model"])
+        run = (
+            json.loads((args.out / "reader.json").read_text())["training"]
+            if (args.out / "reader.json").is_file()
+            else {"steps": state["step"], "seed": args.seed}
+        )
+    else:
+        LOG.info("training on %s (seed %d)", args.data_dir, args.seed)
+        run = train(args, model)
+    finish(args, model, run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
