@@ -158,7 +158,7 @@ REFINE_PX_PER_MM = 8.0
 # How far a box may be from where its neighbours predict it.  Boxes are visited outwards from
 # the markers, so the prediction comes from nearby boxes and this stays small even when the
 # global homography is a centimetre off in the middle of a curled sheet.
-SEARCH_MM = 4.0
+SEARCH_MM = 7.0
 CORNER_SKIP_MM = 1.2  # side segments stop short of the corners, where two lines meet
 SEGMENT_MM = 3.5
 EVEN_LINE_SHARE = 0.4  # weakest segment of a side vs its median: a printed line is even
@@ -180,6 +180,7 @@ AMBIGUOUS_MM = 1.5
 AMBIGUOUS_SHARE = 0.85
 CORNER_GAP_MM = (0.7, 1.3)  # where a crossing side is checked for running on past a corner
 CORNER_CONTINUE_SHARE = 0.5
+CORNER_PRESENT_SHARE = 0.4
 NEIGHBOUR_RADIUS_MM = 120.0
 PREDICT_NEIGHBOURS = 12
 # A box is placed from its neighbours only where they predict it this well.  Calibrated on
@@ -396,7 +397,7 @@ def _peaks(lines: np.ndarray) -> np.ndarray:
 def _pair_search(
     maps: SideMaps, span: tuple[int, int], expected: tuple[float, float], window: Window,
     others: tuple[float, ...] = (), min_contrast: float = 0.0,
-    cross: tuple[SideMaps, LinePair] | None = None,
+    cross: CornerCheck | None = None,
 ) -> LinePair | None:
     """Find a box's two parallel horizontal sides in line-response maps (h, w) float32.
 
@@ -462,6 +463,10 @@ def _pair_search(
                     float(weaker[t, r, g]))
     alt = _rival(score, rows, gaps, int(r), int(g))
     if alt is None:
+        # Even unrivalled, a pair must end where the crossing sides end: a long stroke in a
+        # box with one faint side could otherwise stand in for that side.
+        if cross is not None and not _corners_ok(best, _NO_PAIR, cross):
+            return None
         return best
     t2, r2, g2 = alt
     rival = LinePair(float(rows[r2]), float(rows[r2] + gaps[g2]), float(slopes[t2]), centre,
@@ -473,24 +478,51 @@ def _pair_search(
     return _settle(best, rival, maps.first, span, min_contrast, (expected, others))
 
 
-def _corners_ok(pair: LinePair, other: LinePair, cross: tuple[SideMaps, LinePair]) -> bool:
+_NO_PAIR = LinePair(-1e9, -1e9, 0.0, 0.0, 0.0)  # shares no side with anything
+
+
+@dataclass(frozen=True)
+class CornerCheck:
+    """What a corner test needs: the crossing sides and where to look along them.
+
+    ``maps``, ``lines``: the other orientation's maps (lines horizontal) and found pair.
+    ``near``, ``far``: the stretch (px from the side) looked at on each side of a corner,
+    beyond the blur of the side itself.  ``clear``: how far (px) beyond the first and the
+    second side no other printed side is expected (digit boxes sit 1.5 mm apart); beyond a
+    side the stretch is cut short there.
+    """
+
+    maps: SideMaps
+    lines: LinePair
+    near: int
+    far: int
+    clear: tuple[float, float]
+
+
+def _corners_ok(pair: LinePair, other: LinePair, check: CornerCheck) -> bool:
     """True if the crossing sides stop at this pair's sides that the other pair does not share.
 
     At a box's corner the crossing side ends.  A long handwritten stroke or a neighbour's side
-    taken for a side leaves the crossing sides running on past it, which a real corner never
-    does.  ``cross``: the other orientation's maps (lines horizontal) and its found pair.
+    taken for a side leaves the crossing sides running on past it, or missing before it,
+    which a real corner never does.
     """
-    maps, lines = cross
     tol = AMBIGUOUS_MM * REFINE_PX_PER_MM
-    for pos, outward in ((pair.first, -1), (pair.second, 1)):
+    ridge, lines = check.maps.first, check.lines
+    sides = ((pair.first, -1, check.clear[0]), (pair.second, 1, check.clear[1]))
+    for pos, outward, clear in sides:
         if abs(pos - other.first) <= tol or abs(pos - other.second) <= tol:
             continue
-        near = round(CORNER_GAP_MM[0] * REFINE_PX_PER_MM)
-        far = round(CORNER_GAP_MM[1] * REFINE_PX_PER_MM)
-        inside = _along_response(maps.both, lines, pos - outward * far, pos - outward * near)
-        beyond = _along_response(maps.both, lines, pos + outward * near, pos + outward * far)
-        if inside > 0 and beyond > CORNER_CONTINUE_SHARE * inside:
+        inside = _along_response(ridge, lines, pos - outward * check.far,
+                                 pos - outward * check.near)
+        # A corner: the crossing side is there just inside, and gone just beyond.
+        if inside < CORNER_PRESENT_SHARE * lines.contrast:
             return False
+        reach = min(check.far, clear - REFINE_PX_PER_MM * LINE_MM * 2)
+        if reach - check.near >= 2:
+            beyond = _along_response(ridge, lines, pos + outward * check.near,
+                                     pos + outward * reach)
+            if beyond > CORNER_CONTINUE_SHARE * inside:
+                return False
     return True
 
 
@@ -789,17 +821,19 @@ def fit_box(
     others = _neighbour_lines(box, neighbours, margin)
     inner = {"h": _inner(x0, x1, search), "v": _inner(y0, y1, search)}
     order = ["h", "v"] if box.rect[2] >= box.rect[3] else ["v", "h"]
-    first_span = inner[order[0]]
-    side = (x1 - x0) if order[0] == "h" else (y1 - y0)
-    if first_span[1] - first_span[0] < 0.7 * side:
-        # The first pair was searched over a short middle part only: search it again over
-        # the extent the other pair found.
-        order.append(order[0])
+    corner_near = max(round(CORNER_GAP_MM[0] * r), ridge_px)
+    corner_len = round((CORNER_GAP_MM[1] - CORNER_GAP_MM[0]) * r)
+    # The first pair is searched again over the extent the other pair found (its first search
+    # saw only the middle part), and with the other pair's sides to check its corners by.
+    order.append(order[0])
     pairs: dict[str, LinePair] = {}
     for step, key in enumerate(order):
         other = "v" if key == "h" else "h"
         span = inner[key] if step == 0 else _extent(pairs[other])
-        cross = (maps[other], pairs[other]) if other in pairs else None
+        cross = None
+        if other in pairs:
+            cross = CornerCheck(maps[other], pairs[other], corner_near, corner_near + corner_len,
+                                _clearance(expected[key], others[key]))
         pair = _pair_search(maps[key], span, expected[key], win, others[key],
                             lines.min_contrast, cross)
         if pair is None or pair.contrast < lines.min_contrast:
@@ -877,6 +911,14 @@ def _neighbour_lines(
             cols += [(v - x + margin) * r - 0.5 for v in (ox, ox + ow)
                      if -reach < v - x < w + reach]
     return {"h": tuple(rows), "v": tuple(cols)}
+
+
+def _clearance(expected: tuple[float, float], others: tuple[float, ...]) -> tuple[float, float]:
+    """Pixels before the first and after the second side free of other printed sides."""
+    lo, hi = expected
+    before = [lo - o for o in others if o < lo - 1]
+    after = [o - hi for o in others if o > hi + 1]
+    return (min(before) if before else np.inf, min(after) if after else np.inf)
 
 
 def _inner(lo: float, hi: float, search: int) -> tuple[int, int]:

@@ -205,7 +205,12 @@ def diagnose_unlocated(gray: np.ndarray, hits: list[MarkerHit], source: str) -> 
             "send the original photo (not a thumbnail), or scan at 200 dpi or more"
         )
     small, scale_a, _ = working_copy(gray, 800)
-    p2, p50, p99 = np.percentile(small, (2, 50, 99))
+    p1, p2, p50, p99, p999 = np.percentile(small, (0.1, 2, 50, 99, 99.9))
+    if p999 - p1 < 12:
+        return MarkersMissing(
+            f"{source}: no worksheet is visible in this image; photograph the whole sheet with "
+            "all eight black corner and edge squares in view"
+        )
     if p99 < MIN_PAPER_LEVEL:
         return TooDark(
             f"{source}: the photo is too dark to find the sheet; take it again in brighter light"
