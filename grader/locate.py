@@ -227,7 +227,7 @@ MIN_FINDER_SCORE = 0.45
 # largest share of it the next payload may reach.  Two copies' payloads differ in about a
 # fifth of their data modules, so the wrong one scores ~0.6 of the right one at any blur;
 # random modules stay below ~0.15.
-MIN_MATCH = 0.3
+MIN_MATCH = 0.2
 MAX_RUNNER_UP = 0.8
 
 
