@@ -9,8 +9,10 @@ plain function of the previous one's output:
 4. ``quality.measure/check`` resolution, exposure, sharpness gates          grader.quality
 5. ``read_identity``         QR warped upright from its known place         grader.locate
 6. ``key_index.lookup``      the printed page this photo shows              grader.keyindex
-7. ``refine_boxes``          per-box mapping from each printed border       grader.align
-8. ``extract_crop``          one clean 10 px/mm crop per box                grader.extract
+7. ``check_inside``          every box inside the photo (else cut off)      here
+8. ``refine_boxes``          per-box mapping from each printed border       grader.align
+9. ``check_glare/untrusted`` no box lost to glare or placed unsafely        here, grader.align
+10. ``extract_crop``         one clean 10 px/mm crop per box                grader.extract
 
 A page that cannot be used raises a :class:`~grader.errors.PageError` subclass whose message
 names the page (``options.source``) and says what to do; a page is never returned if its

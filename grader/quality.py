@@ -26,7 +26,12 @@ from grader.errors import LowResolution, MarkersMissing, Overexposed, PageError,
 from grader.keyindex import Rect
 from grader.locate import MarkerHit, working_copy
 
+# Below 1.5 px/mm a 0.5 mm pen stroke is under a pixel and a digit's loops close up.  The
+# simulator's hard tier (a 1600 px frame, half filled, 35 degrees steep) reaches 1.6 px/mm,
+# and such pages still align and read, so the gate sits just below it.
 MIN_PX_PER_MM = 1.5
+# Edges of hard-tier photos (shaken, defocused) rise over at most ~1.3 mm; at 1.6 mm
+# (Gaussian sigma ~0.6 mm) strokes of neighbouring digits start to merge.
 MAX_EDGE_MM = 1.6
 MIN_PAPER_LEVEL = 60.0
 MIN_CONTRAST = 45.0
