@@ -18,9 +18,17 @@ from worksheets.errors import PapergradeError
 def _command_modules() -> list[ModuleType]:
     # Imported here so that 'papergrade --help' stays fast and one broken command cannot
     # take the others down at import time.
-    from worker.commands import demo_cmd, exercises_cmd, print_cmd
+    from worker.commands import (
+        align_cmd,
+        demo_cmd,
+        exercises_cmd,
+        grade_cmd,
+        print_cmd,
+        read_cmd,
+        review_cmd,
+    )
 
-    return [exercises_cmd, print_cmd, demo_cmd]
+    return [exercises_cmd, print_cmd, align_cmd, read_cmd, grade_cmd, review_cmd, demo_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
