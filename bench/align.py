@@ -12,6 +12,7 @@ each), filled in with synthetic handwriting.  Seeds start at 9 000 000, far from
 by tests (below 100 000) and by threshold calibration (20 000 - 50 000).
 
     .venv/bin/python bench/align.py [--pages-per-tier 300] [--tiers scan,phone,hard]
+                                    [--speed-repeats 15] [--no-speed | --speed-only]
 """
 
 from __future__ import annotations
@@ -190,11 +191,15 @@ def main() -> None:
     parser.add_argument("--tiers", default="scan,phone,hard")
     parser.add_argument("--speed-repeats", type=int, default=15)
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
     with tempfile.TemporaryDirectory(prefix="bench-align-") as tmp:
         folder = Path(tmp)
         key_index, pages, rasters = print_class(folder)
+        if args.speed_only:
+            speed(key_index, pages, rasters, args.speed_repeats, folder)
+            return
         results = {}
         for index, tier in enumerate(tiers):
             results[tier] = run_tier(tier, args.pages_per_tier, index, key_index, pages, rasters)
