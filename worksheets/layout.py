@@ -347,7 +347,8 @@ def header_ops(
     header: PageHeader, width_mm: float, page_number: int, page_count: int, first: bool
 ) -> tuple[list[DrawOp], list[Rect]]:
     x = CONTENT_LEFT_MM
-    ops: list[DrawOp] = [TextOp(x, 27.0, header.title, title_size(header.title, width_mm), bold=True)]
+    size = title_size(header.title, width_mm)
+    ops: list[DrawOp] = [TextOp(x, 27.0, header.title, size, bold=True)]
     page_text = f"Page {page_number} of {page_count}"
     subtitle = " · ".join(p for p in (header.class_name, page_text) if p)
     ops.append(TextOp(x, 33.0, subtitle, 10))
