@@ -266,7 +266,7 @@ def place_answers(
             label = block.labels.get(name, name)
             # Above the 2 mm margin that field crops take around the box, so a crop never
             # holds printed text.
-            ops.append(TextOp(box_x + 0.5, box_y - 2.4, label, 7))
+            ops.append(TextOp(box_x + 0.5, box_y - 2.9, label, 7))
             ops.append(BoxOp(rect))
             field_id = f"{block.exercise_id}.{name}"
             placed.append(PlacedField(field_id, block.exercise_id, name, label, rect))
