@@ -47,7 +47,8 @@ sysdeps:
 demo: venv sysdeps
 	$(BIN)/papergrade demo --out $(DEMO_DIR)
 
-test: venv sysdeps
+# Lint first: a type or style error fails as fast as a broken test.
+test: venv sysdeps lint
 	$(BIN)/python -m pytest -q
 
 test-fast: venv sysdeps
@@ -59,7 +60,7 @@ train: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy grader worksheets worker web training
+	$(BIN)/mypy grader worksheets worker web training bench
 
 bench: venv sysdeps
 	@for script in bench/*.py; do \
