@@ -163,6 +163,7 @@ CORNER_SKIP_MM = 1.2  # side segments stop short of the corners, where two lines
 SEGMENT_MM = 3.5
 EVEN_LINE_SHARE = 0.4  # weakest segment of a side vs its median: a printed line is even
 MAX_LINE_RESIDUAL_MM = 0.25
+BLUR_RESIDUAL_SHARE = 0.38
 SIDE_SEARCH_MM = 1.0  # per-segment search around the outline's best position
 LINE_MM = 0.4  # printed box line width
 RIDGE_NEAR_MM = 0.35  # just past a sharp line's half width
@@ -197,10 +198,13 @@ class LineModel:
 
     ``ridge_mm``: distance at which a line pixel is compared with the paper on both sides;
     ``min_contrast``: the weakest mean line darkening (share of paper brightness) accepted.
+    ``max_residual_mm``: how far (RMS) a side's per-segment positions may scatter about a
+    straight line; a blurred line's peak wanders with noise and handwriting near it.
     """
 
     ridge_mm: float
     min_contrast: float
+    max_residual_mm: float = MAX_LINE_RESIDUAL_MM
 
     @classmethod
     def for_blur(cls, edge_mm: float) -> LineModel:
@@ -211,7 +215,12 @@ class LineModel:
         ridge = max(0.5, 0.2 + 2.15 * sigma)
         # Peak darkening of a blurred 0.4 mm line of ~80 % ink, and a third of it accepted.
         expected = min(0.8, 0.8 * LINE_MM / (np.sqrt(2 * np.pi) * sigma))
-        return cls(ridge_mm=float(ridge), min_contrast=float(np.clip(0.3 * expected, 0.05, 0.18)))
+        # A sharp line's segments agree within a few hundredths of a mm, so the straightness
+        # test can be strict; under heavy blur the peak of each segment wanders by about a
+        # third of the edge width, which a bend must exceed to be told apart.
+        residual = max(MAX_LINE_RESIDUAL_MM, BLUR_RESIDUAL_SHARE * max(edge_mm, 0.0))
+        return cls(ridge_mm=float(ridge), min_contrast=float(np.clip(0.3 * expected, 0.05, 0.18)),
+                   max_residual_mm=float(residual))
 
 
 @dataclass
@@ -715,7 +724,8 @@ def _pair_points(
 
 
 def _fit_pair(
-    first: list[tuple[float, float]] | None, second: list[tuple[float, float]] | None
+    first: list[tuple[float, float]] | None, second: list[tuple[float, float]] | None,
+    max_residual_mm: float = MAX_LINE_RESIDUAL_MM,
 ) -> tuple[float, float, float] | None:
     """Two parallel lines ``across = a + slope * along`` and ``a2 + slope * along``.
 
@@ -733,7 +743,7 @@ def _fit_pair(
         mat = mat[:, :2]
     sol, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
     resid = rhs - mat @ sol
-    if float(np.sqrt(np.mean(resid**2))) > MAX_LINE_RESIDUAL_MM * REFINE_PX_PER_MM:
+    if float(np.sqrt(np.mean(resid**2))) > max_residual_mm * REFINE_PX_PER_MM:
         return None  # not two straight parallel lines: a bend, or a stroke taken for a side
     slope = float(sol[2]) if len(sol) > 2 else 0.0
     return float(sol[0]), float(sol[1]), slope
@@ -813,7 +823,7 @@ def fit_box(
         # where it is predicted, so the pair search can be skipped.
         guess = (LinePair(y0, y1, 0.0, (x0 + x1) / 2, 1.0),
                  LinePair(x0, x1, 0.0, (y0 + y1) / 2, 1.0))
-        fast = _fit_sides(horizontal, vertical, guess, lines.min_contrast, (x0, y0, x1, y1), win)
+        fast = _fit_sides(horizontal, vertical, guess, lines, (x0, y0, x1, y1), win)
         if fast is not None:
             return _found(box, h_page, to_photo, fast, 1.0)
     maps = {"h": horizontal, "v": vertical}
@@ -840,7 +850,7 @@ def fit_box(
             return _placed(box, h_page, corr, "border not found")
         pairs[key] = pair
     hpair, vpair = pairs["h"], pairs["v"]
-    corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines.min_contrast,
+    corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines,
                          (x0, y0, x1, y1), win)
     if corners is None:
         return _placed(box, h_page, corr, "a side of the border is missing or bent")
@@ -849,7 +859,7 @@ def fit_box(
 
 def _fit_sides(
     horizontal: SideMaps, vertical: SideMaps, pairs: tuple[LinePair, LinePair],
-    min_contrast: float, expected: tuple[float, float, float, float], win: Window,
+    lines: LineModel, expected: tuple[float, float, float, float], win: Window,
 ) -> np.ndarray | None:
     """The box's corners (4, 2) in region pixels from all four sides refined per segment.
 
@@ -857,9 +867,11 @@ def _fit_sides(
     (within the window's tolerance).
     """
     hpair, vpair = pairs
-    mc = min_contrast
-    lr = _fit_pair(*_pair_points(vertical.first, _extent(hpair), vpair, mc))
-    tb = _fit_pair(*_pair_points(horizontal.first, _extent(vpair), hpair, mc))
+    mc, res = lines.min_contrast, lines.max_residual_mm
+    left_right = _pair_points(vertical.first, _extent(hpair), vpair, mc)
+    top_bottom = _pair_points(horizontal.first, _extent(vpair), hpair, mc)
+    lr = _fit_pair(left_right[0], left_right[1], res)
+    tb = _fit_pair(top_bottom[0], top_bottom[1], res)
     if lr is None or tb is None:
         return None
     corners = np.array([

@@ -220,9 +220,15 @@ def warp_region(
 
 _QR = cv2.QRCodeDetector()
 QR_BORDER_MODULES = 2  # quiet zone printed inside the QR rectangle (worksheets.render)
-FINDER_SEARCH_MM = 5.0
+# A curled corner moves the QR up to ~8 mm from where the markers' homography puts it.
+FINDER_SEARCH_MM = 9.0
 FINDER_PX_PER_MM = 4.0
-MIN_FINDER_SCORE = 0.45
+MIN_FINDER_SCORE = 0.42
+MAX_FINDER_STRETCH = 0.2
+MAX_FINDER_COS = 0.35
+# Sizes (share of printed) the symbol is looked for at, in turn: a corner curled towards or
+# away from the camera is seen larger or smaller than the markers' homography says.
+FINDER_SCALES = ((1.0, 1.0), (0.8, 0.8), (1.2, 1.2), (0.8, 1.0), (1.0, 0.8), (0.65, 0.65))
 # Candidate matching: correlation of the sampled modules with a payload's modules, and the
 # largest share of it the next payload may reach.  Two copies' payloads differ in about a
 # fifth of their data modules, so the wrong one scores ~0.6 of the right one at any blur;
@@ -323,24 +329,30 @@ def render_modules(bits: np.ndarray, px: int = 6) -> np.ndarray:
     return cv2.resize(image, None, fx=px, fy=px, interpolation=cv2.INTER_NEAREST)
 
 
-def _finder_template(module_px: float) -> np.ndarray:
-    """A finder pattern (7x7 modules) with its one-module white separator, float32 0..1."""
-    size = round(9 * module_px)
-    yy, xx = np.mgrid[0:size, 0:size]
-    c = (size - 1) / 2.0
-    ring = np.maximum(np.abs(xx - c), np.abs(yy - c)) / module_px  # in modules from centre
+def _finder_template(module_px: float, aspect: float = 1.0) -> np.ndarray:
+    """A finder pattern (7x7 modules) with its one-module white separator, float32 0..1.
+
+    ``module_px`` is the module's height; its width is ``aspect`` times that.
+    """
+    height = round(9 * module_px)
+    width = round(9 * module_px * aspect)
+    yy, xx = np.mgrid[0:height, 0:width]
+    ring = np.maximum(np.abs(xx - (width - 1) / 2.0) / aspect,
+                      np.abs(yy - (height - 1) / 2.0)) / module_px  # in modules from centre
     dark = (ring <= 1.5) | ((ring > 2.5) & (ring <= 3.5))
     return np.where(dark, 0.0, 1.0).astype(np.float32)
 
 
 def _locate_finders(
-    gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int
+    gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int,
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> np.ndarray | None:
     """Page-frame mm (under the global homography) of the TL, TR, BL finder centres, (3, 2).
 
     Each finder is searched by normalised correlation within ``FINDER_SEARCH_MM`` of where
-    the layout puts it; None if one is not clearly there or the three are not a square's
-    corners (then the symbol is damaged or covered).
+    the layout puts it, with the symbol taken ``scale`` (along x, y) times its printed size
+    about its centre; None if one is not clearly there or the three are not a square's corners (then
+    the symbol is damaged or covered, or seen at another scale).
     """
     x, y, w, _ = qr_rect
     module = w / (n_modules + 2 * QR_BORDER_MODULES)
@@ -348,18 +360,22 @@ def _locate_finders(
     margin = FINDER_SEARCH_MM + 1.0
     region, _ = warp_region(gray, h_mm_to_px, qr_rect, margin, r)
     region_f = region.astype(np.float32)
-    template = _finder_template(module * r)
-    half = (template.shape[0] - 1) / 2.0
-    first = (QR_BORDER_MODULES + 3.5) * module
-    last = (QR_BORDER_MODULES + n_modules - 3.5) * module
+    sx_, sy_ = scale
+    template = _finder_template(module * sy_ * r, sx_ / sy_)
+    half_x, half_y = (template.shape[1] - 1) / 2.0, (template.shape[0] - 1) / 2.0
+    mid = w / 2
+    near = (QR_BORDER_MODULES + 3.5) * module - mid
+    far = (QR_BORDER_MODULES + n_modules - 3.5) * module - mid
     centres = []
-    for cx, cy in ((first, first), (last, first), (first, last)):
+    for cx, cy in ((mid + sx_ * near, mid + sy_ * near), (mid + sx_ * far, mid + sy_ * near),
+                   (mid + sx_ * near, mid + sy_ * far)):
         # Expected centre in region pixels, then a window of +-search around it.
         ex, ey = (cx + margin) * r - 0.5, (cy + margin) * r - 0.5
         reach = round(FINDER_SEARCH_MM * r)
-        x0, y0 = round(ex - half) - reach, round(ey - half) - reach
-        x1, y1 = x0 + template.shape[1] + 2 * reach, y0 + template.shape[0] + 2 * reach
-        if x0 < 0 or y0 < 0 or x1 > region.shape[1] or y1 > region.shape[0]:
+        x0, y0 = max(round(ex - half_x) - reach, 0), max(round(ey - half_y) - reach, 0)
+        x1 = min(x0 + template.shape[1] + 2 * reach, region.shape[1])
+        y1 = min(y0 + template.shape[0] + 2 * reach, region.shape[0])
+        if x1 - x0 <= template.shape[1] or y1 - y0 <= template.shape[0]:
             return None
         score = cv2.matchTemplate(region_f[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
         iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
@@ -367,15 +383,17 @@ def _locate_finders(
             return None
         sx = _parabola(score[iy, ix - 1:ix + 2]) if 0 < ix < score.shape[1] - 1 else 0.0
         sy = _parabola(score[iy - 1:iy + 2, ix]) if 0 < iy < score.shape[0] - 1 else 0.0
-        px = x0 + ix + sx + half
-        py = y0 + iy + sy + half
+        px = x0 + ix + sx + half_x
+        py = y0 + iy + sy + half_y
         centres.append(((px + 0.5) / r - margin + x, (py + 0.5) / r - margin + y))
     pts = np.array(centres)
     a, b = pts[1] - pts[0], pts[2] - pts[0]
-    expected = last - first
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    cos = float(np.dot(a, b) / (na * nb))
-    if not (0.85 < na / expected < 1.15 and 0.85 < nb / expected < 1.15 and abs(cos) < 0.2):
+    na, nb = np.linalg.norm(a) / (sx_ * (far - near)), np.linalg.norm(b) / (sy_ * (far - near))
+    cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    # A steeply seen, curled corner shears and stretches the symbol; the decoder or the
+    # candidate match decides whether what the finders frame is really this page's QR.
+    lo, hi = 1.0 - MAX_FINDER_STRETCH, 1.0 + MAX_FINDER_STRETCH
+    if not (lo < na < hi and lo < nb < hi and abs(cos) < MAX_FINDER_COS):
         return None
     return pts
 
@@ -395,7 +413,11 @@ def sample_modules(
     so local bending of the sheet around the QR does not shift it.  Each module is the mean
     of its central area, thresholded against the local light and dark levels.
     """
-    finders = _locate_finders(gray, h_mm_to_px, qr_rect, n_modules)
+    finders = None
+    for scale in FINDER_SCALES:
+        finders = _locate_finders(gray, h_mm_to_px, qr_rect, n_modules, scale)
+        if finders is not None:
+            break
     if finders is None:
         return None
     n = n_modules
