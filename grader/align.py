@@ -188,7 +188,12 @@ PREDICT_NEIGHBOURS = 12
 # simulated pages: at 0.3 mm no such placement was off by more than 0.7 mm; on strongly bent
 # sheets the prediction is rarely this sure, and the page is refused instead.
 MAX_FALLBACK_UNCERTAINTY_MM = 0.3
-MAX_OUTLIER_MM = 1.5
+# A found box whose centre is further than this (plus the prediction's uncertainty) from
+# where consistent neighbours put it is refused: either its border locked onto the wrong
+# lines or the neighbours mislead, and which cannot be told, so neither may place it.
+MAX_DISAGREEMENT_MM = 0.7
+# Neighbours judge a box only where they predict it at least this well.
+MAX_JUDGE_UNCERTAINTY_MM = 0.5
 MIN_FOUND_SHARE = 0.5
 
 
@@ -708,7 +713,8 @@ def _pair_points(
     profiles = ridge[np.clip(rows, 0, ny - 1), cols[:, None, :]].mean(axis=2)  # (n, W)
     pos, height = _peaks_subpixel(profiles)
     ok = valid & (height >= min_contrast) & (pos > 0) & (pos < 2 * half)
-    allowed_missing = 1 if n_seg >= 4 else 0
+    # A long side may lose a quarter of its segments to a thick stroke, a glare or a shadow edge.
+    allowed_missing = max(1, n_seg // 4) if n_seg >= 4 else 0
     out: list[Points | None] = []
     for k in range(len(which)):
         sel = slice(k * n_seg, (k + 1) * n_seg)
@@ -1042,7 +1048,7 @@ def refine_boxes(
 
     Boxes are visited nearest-first from what is already placed (markers, then found boxes),
     each searched around the correction its placed neighbours predict.  A found box that
-    disagrees with neighbours that agree among themselves is demoted.  A box not found takes
+    disagrees with neighbours that agree among themselves is not trusted.  A box not found takes
     its neighbours' prediction if that is certain within ``MAX_FALLBACK_UNCERTAINTY_MM``;
     otherwise it keeps the prediction with ``trusted`` False, and the caller must not use it
     (see :func:`untrusted`).
@@ -1074,7 +1080,7 @@ def refine_boxes(
         if not f.found:
             anchors = anchors.without(i)
     for i, f in enumerate(ordered):
-        if not f.found:
+        if not f.found and f.trusted:
             ordered[i] = _from_neighbours(f, fit.h, anchors)
     return ordered
 
@@ -1091,9 +1097,9 @@ def untrusted(fits: list[BoxFit], source: str) -> AlignmentUncertain | None:
     if not lost:
         return None
     return AlignmentUncertain(
-        f"{source}: the border of box {lost[0].box.box_id} cannot be seen ({lost[0].note}) and "
-        "the sheet is too bent around it to place it safely; flatten the sheet, keep it "
-        "uncovered, and photograph it again"
+        f"{source}: box {lost[0].box.box_id} cannot be placed safely ({lost[0].note}; the "
+        "sheet is too bent around it); flatten the sheet, keep it uncovered, and photograph "
+        "it again"
     )
 
 
@@ -1117,20 +1123,24 @@ def _nearest_pending(pending: list[int], boxes: tuple[BoxSpec, ...], points: np.
 
 
 def _demote_outliers(fits: list[BoxFit], anchors: Anchors) -> None:
-    """Treat as not found a box whose correction jumps away from consistent neighbours.
+    """Refuse a found box whose correction jumps away from consistent neighbours.
 
     A border locked onto the wrong lines would be millimetres off; a bent sheet's correction
-    changes smoothly from box to box.
+    changes smoothly from box to box.  Such a box is marked neither found nor trusted: the
+    neighbours' prediction is no safer than its border (across a fold they disagree with a
+    correct border), so the page must be refused rather than the box placed either way.
     """
     for i, f in enumerate(fits):
         if not f.found:
             continue
         guess = predict(np.array(f.box.centre), anchors.without(i))
-        if guess is None or guess.uncertainty > MAX_FALLBACK_UNCERTAINTY_MM:
+        if guess is None or guess.uncertainty > MAX_JUDGE_UNCERTAINTY_MM:
             continue
-        if float(np.linalg.norm(f.shift_mm - guess.offset)) > MAX_OUTLIER_MM + guess.uncertainty:
+        off = float(np.linalg.norm(f.shift_mm - guess.offset))
+        if off > MAX_DISAGREEMENT_MM + guess.uncertainty:
             f.found = False
-            f.note = "border disagrees with its neighbours"
+            f.trusted = False
+            f.note = f"its border is {off:.1f} mm from where its neighbours place it"
 
 
 def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:

@@ -299,3 +299,39 @@ def test_alignment_uncertain_when_boxes_cannot_be_found(printed) -> None:
         image[int(y0):int(y1), int(x0):int(x1)] = 240
     with pytest.raises(AlignmentUncertain):
         align_page(image, index)
+
+
+def test_box_that_disagrees_with_its_neighbours_is_refused(printed) -> None:
+    """A box whose border sits 1 mm from where its flat neighbours put it is not cropped.
+
+    On a flat page every correction is near zero, so the neighbours predict the box to a
+    few hundredths of a millimetre; a border found 1 mm away is either the wrong lines or a
+    local deformation no neighbour knows about, and neither placement may be trusted.
+    """
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    page = key_page(index, 0)
+    box = page.fields[len(page.fields) // 2]
+    x, y, w, h = box.rect
+    pts = (np.array([[x - 1.2, y - 1.2], [x + w + 1.2, y + h + 1.2]]) * PPM - 0.5) @ m[:, :2].T
+    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
+    patch = image[y0:y1, x0:x1].copy()
+    shift = round(1.0 * PPM)
+    image[y0:y1, x0:x1] = 255
+    image[y0 + shift:y1 + shift, x0:x1] = patch
+    trace = AlignTrace()
+    with pytest.raises(AlignmentUncertain, match=box.box_id):
+        align_page(image, index, trace=trace)
+    refused = next(f for f in trace.box_fits if f.box.box_id == box.box_id)
+    assert not refused.trusted and "neighbours" in refused.note
+
+
+def test_folded_blurred_sheet_is_aligned(printed) -> None:
+    """A hard-tier photo (folded, curled, 25 degrees steep, blurred) whose box sides scatter
+    more than a sharp photo's: they are still taken as straight, and every crop is centred."""
+    index, cap = simulated(printed, "hard", 304, (2592, 1944))
+    assert cap.params["fold"] is not None
+    result = align_page(cap.image, index, AlignOptions(source="folded.jpg"))
+    assert result.key_page.pdf_page == 0
+    assert result.boxes_found >= len(result.key_page.all_boxes) - 2
+    assert max(errors := crop_errors_from_capture(result, cap)) < 1.0, errors
