@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def page_line(done: PageDone, summary: GradeSummary) -> str:
+def page_line(done: PageDone, summary: GradeSummary, rate: float) -> str:
     result = done.result
+    attention = sum(summary.errors.values())
+    counter = f"[{done.index:4d} | {rate:4.1f} pages/s | {attention} need attention]"
     if not result.graded:
-        return f"[{done.index:4d}] ERROR  {result.message}"
+        return f"{counter} ERROR  {result.message}"
     review = sum(f.verdict == "review" for f in result.fields)
     who = result.student.name if result.student else "student not identified yet"
     flags = f", {review} to review" if review else ""
     flags += ", identity to check" if result.identity_review else ""
-    return (f"[{done.index:4d}] ok     {result.source}: {who}, page {result.page_number}, "
+    return (f"{counter} ok     {result.source}: {who}, page {result.page_number}, "
             f"{len(result.fields)} boxes{flags}")
 
 
@@ -52,17 +55,13 @@ def run(args: argparse.Namespace) -> int:
         database_url=args.database_url, gradebook_format=args.gradebook_format,
         jobs=max(1, args.jobs),
     )
-    started: list[float] = []
+    started = time.perf_counter()
 
     def progress(done: PageDone, summary: GradeSummary) -> None:
-        import time
-
-        if not started:
-            started.append(time.perf_counter())
+        rate = done.index / max(time.perf_counter() - started, 1e-6)
         if not args.quiet:
-            print(page_line(done, summary), file=sys.stderr)
+            print(page_line(done, summary, rate), file=sys.stderr)
         elif done.index % 25 == 0:
-            rate = done.index / max(time.perf_counter() - started[0], 1e-6)
             print(f"  {done.index} pages, {rate:.1f} pages/s, "
                   f"{sum(summary.errors.values())} need attention", file=sys.stderr)
 
