@@ -9,7 +9,8 @@ image, measured interleaved, medians, their ratio, time per stage and peak memor
 
 The pages are a two-copy class set holding every exercise family (20 pages, 4 to 18 boxes
 each), filled in with synthetic handwriting.  Seeds start at 9 000 000, far from those used
-by tests (below 100 000) and by threshold calibration (20 000 - 50 000).
+by tests (below 100 000), by threshold calibration (20 000 - 50 000) and by the development
+loop of ``bench/align_failures.py`` (7 100 000).
 
     .venv/bin/python bench/align.py [--pages-per-tier 300] [--tiers scan,phone,hard]
                                     [--speed-repeats 15] [--no-speed | --speed-only]
