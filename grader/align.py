@@ -198,6 +198,7 @@ MAX_DISAGREEMENT_MM = 0.7
 # gross disagreements (it costs under 1 % of hard-tier pages whose border was right).
 MAX_JUDGE_UNCERTAINTY_MM = 1.0
 MIN_FOUND_SHARE = 0.5
+LOCAL_BLUR_FACTOR = 1.7  # a box missed is searched again as if blurred this much more
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ class LineModel:
     ridge_mm: float
     min_contrast: float
     max_residual_mm: float = MAX_LINE_RESIDUAL_MM
+    edge_mm: float = 0.0
 
     @classmethod
     def for_blur(cls, edge_mm: float) -> LineModel:
@@ -228,7 +230,7 @@ class LineModel:
         # third of the edge width, which a bend must exceed to be told apart.
         residual = max(MAX_LINE_RESIDUAL_MM, BLUR_RESIDUAL_SHARE * max(edge_mm, 0.0))
         return cls(ridge_mm=float(ridge), min_contrast=float(np.clip(0.3 * expected, 0.05, 0.18)),
-                   max_residual_mm=float(residual))
+                   max_residual_mm=float(residual), edge_mm=float(max(edge_mm, 0.0)))
 
 
 @dataclass
@@ -1116,6 +1118,14 @@ def _search_box(
     result = fit_box(gray, h_page, box, lines, guess, boxes, window)
     if not result.found and window != Window.widest():
         result = fit_box(gray, h_page, box, lines, guess, boxes, Window.widest())
+    if not result.found:
+        # Blur is measured on the markers; a box further from the focal plane (a curl
+        # towards the camera, or the far side of a steep sheet) can be blurred more.
+        blurred = LineModel.for_blur(lines.edge_mm * LOCAL_BLUR_FACTOR)
+        retry = fit_box(gray, h_page, box, blurred, guess, boxes, window)
+        if retry.found:
+            retry.note = "found assuming heavier blur"
+            return retry
     return result
 
 
