@@ -1080,7 +1080,7 @@ def refine_boxes(
         for f in ordered:
             f.trusted = f.found
         return ordered  # too little found to judge outliers or place the rest
-    _demote_outliers(ordered, anchors)
+    _demote_outliers(ordered, anchors, Scene(gray, fit.h, lines, boxes))
     for i, f in enumerate(ordered):
         if not f.found:
             anchors = anchors.without(i)
@@ -1135,14 +1135,32 @@ def _nearest_pending(pending: list[int], boxes: tuple[BoxSpec, ...], points: np.
     return pending[int(np.argmin(dist))]
 
 
-def _demote_outliers(fits: list[BoxFit], anchors: Anchors) -> None:
+@dataclass(frozen=True)
+class Scene:
+    """What a second look at a box needs: the photo (H, W) uint8, the global homography
+    (3x3, page mm -> photo px), the line model and every box of the page."""
+
+    gray: np.ndarray
+    h_page: np.ndarray
+    lines: LineModel
+    boxes: tuple[BoxSpec, ...]
+
+
+def _demote_outliers(fits: list[BoxFit], anchors: Anchors, scene: Scene | None = None) -> None:
     """Refuse a found box whose correction jumps away from consistent neighbours.
 
     A border locked onto the wrong lines would be millimetres off; a bent sheet's correction
     changes smoothly from box to box.  Such a box is marked neither found nor trusted: the
     neighbours' prediction is no safer than its border (across a fold they disagree with a
     correct border), so the page must be refused rather than the box placed either way.
+
+    Unless the neighbours' placement is impossible: the printed border is always there, so
+    if no border at all is found where the neighbours put the box, while its own border is
+    as clear as the page's other boxes, the neighbours are wrong (a fold between them and
+    the box) and the border is kept (see :func:`_nothing_where_predicted`).
     """
+    contrasts = [f.contrast for f in fits if f.found and f.contrast < 1.0]
+    typical = float(np.median(contrasts)) if contrasts else np.inf
     for i, f in enumerate(fits):
         if not f.found:
             continue
@@ -1150,10 +1168,45 @@ def _demote_outliers(fits: list[BoxFit], anchors: Anchors) -> None:
         if guess is None or guess.uncertainty > MAX_JUDGE_UNCERTAINTY_MM:
             continue
         off = float(np.linalg.norm(f.shift_mm - guess.offset))
-        if off > MAX_DISAGREEMENT_MM + guess.uncertainty:
-            f.found = False
-            f.trusted = False
-            f.note = f"its border is {off:.1f} mm from where its neighbours place it"
+        if off <= MAX_DISAGREEMENT_MM + guess.uncertainty:
+            continue
+        note = f"its border is {off:.1f} mm from where its neighbours place it"
+        if scene is not None and off <= FOLD_MAX_MM and f.contrast < 1.0 and \
+                guess.uncertainty >= FOLD_MIN_UNCERTAINTY_MM and \
+                f.contrast >= FOLD_CONTRAST_SHARE * typical and \
+                _nothing_where_predicted(f, guess, off, scene):
+            f.note = f"{note}, where no border is: kept (a fold between)"
+            continue
+        f.found = False
+        f.trusted = False
+        f.note = note
+
+
+# A border this far (mm) from its neighbours' placement may still be a fold's far side...
+FOLD_MAX_MM = 2.5
+# ... if the neighbours disagree enough among themselves to show a bend (a flat sheet's
+# neighbours predict a box to a tenth of a mm, and a border 1 mm off there is refused).
+FOLD_MIN_UNCERTAINTY_MM = 0.3
+# ... if its weaker side is at least this share of the page's typical box contrast.
+FOLD_CONTRAST_SHARE = 0.6
+FOLD_CLEAR_MM = 0.6  # the second look stops this short of the border already found
+
+
+def _nothing_where_predicted(f: BoxFit, guess: Correction, off: float, scene: Scene) -> bool:
+    """True if no border of the box is found around the neighbours' placement.
+
+    Searched as for any box (and again for a blurrier border), in a window around the
+    prediction that stops short of the border already found, so that it cannot be found again.
+    """
+    wide = Window.for_uncertainty(guess.uncertainty)
+    shift = float(np.clip(off - FOLD_CLEAR_MM, 0.6, wide.shift_mm))
+    window = Window(shift, wide.turn_deg, wide.size_tol)
+    blurred = LineModel.for_blur(scene.lines.edge_mm * LOCAL_BLUR_FACTOR)
+    for lines in (scene.lines, blurred):
+        other = fit_box(scene.gray, scene.h_page, f.box, lines, guess, scene.boxes, window)
+        if other.found:
+            return False
+    return True
 
 
 def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:

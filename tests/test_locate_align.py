@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from grader import simulate
-from grader.align import AlignmentUncertain
+from grader.align import (
+    AlignmentUncertain,
+    Correction,
+    LineModel,
+    Scene,
+    _nothing_where_predicted,
+)
 from grader.errors import (
     LowResolution,
     MarkersMissing,
@@ -353,3 +359,34 @@ def test_box_blurred_more_than_the_markers_is_found_by_its_border(printed) -> No
     fit = next(f for f in result.box_fits if f.box.box_id == box.box_id)
     assert fit.found and "heavier blur" in fit.note
     assert max(errors := crop_centre_errors_mm(result, m)) < 0.5, errors
+
+
+def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
+    """A border the neighbours disagree with is kept only if nothing is where they put it.
+
+    The box's printed content is moved 1.5 mm (as on the far side of a fold): the second
+    look around the neighbours' placement finds no border there.  Left in place, the border
+    is found there, and the moved one could be a wrong lock.
+    """
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert trace.fit is not None
+    page = key_page(index, 0)
+    box = page.fields[len(page.fields) // 2]
+    scene = Scene(image, trace.fit.h, LineModel.for_blur(result.quality.edge_mm),
+                  page.all_boxes)
+    guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 0.5)
+    found = next(f for f in result.box_fits if f.box.box_id == box.box_id)
+    assert not _nothing_where_predicted(found, guess, 1.5, scene)
+    x, y, w, h = box.rect
+    pts = (np.array([[x - 1.2, y - 1.2], [x + w + 1.2, y + h + 1.2]]) * PPM - 0.5) @ m[:, :2].T
+    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
+    moved = image.copy()
+    patch = image[y0:y1, x0:x1].copy()
+    shift = round(1.5 * PPM)
+    moved[y0:y1, x0:x1] = 255
+    moved[y0 + shift:y1 + shift, x0:x1] = patch
+    scene = Scene(moved, trace.fit.h, scene.lines, page.all_boxes)
+    assert _nothing_where_predicted(found, guess, 1.5, scene)
