@@ -7,8 +7,9 @@ Rules, in order, for one field:
 3. The number matches the key's answer within the family's tolerance: ``correct``.
 4. With carry-forward on, the expected value is recomputed by the family's reference solver from
    the student's own earlier answers; a match there is ``correct`` with follow-through credit.
-5. It would be ``incorrect``, but the value it should have been is among the reader's plausible
-   alternatives: ``review`` (a misread must never become a silent wrong grade).
+5. It would be ``incorrect``, but the value it should have been is among the reader's
+   alternatives with probability >= 1/500: ``review`` (a misread must never become a silent
+   wrong grade).
 6. Otherwise ``incorrect``, with a mistake tag when the error has a recognisable shape.
 
 A field whose carried-forward expectation rests on an earlier reading still in review is itself
@@ -27,7 +28,11 @@ from grader.results import FieldResult, Verdict
 from worksheets.exercises.base import Tolerance, format_number
 from worksheets.exercises.registry import get_family
 
-PLAUSIBLE_ALTERNATIVE = 0.02  # an alternative this likely could be what the student wrote
+# An "incorrect" verdict is wrong exactly when the student wrote an acceptable answer that was
+# misread, which the reader puts at the probability of that alternative.  Auto-decided verdicts
+# may be wrong at most 1 time in 500 (the reader's calibration target), so any acceptable
+# alternative at least that likely sends the field to review instead.
+PLAUSIBLE_ALTERNATIVE = 0.002
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 

@@ -120,7 +120,7 @@ def test_wrong_reading_with_the_answer_among_alternatives_goes_to_review(key) ->
     readings[field["id"]] = reading(wrong, 0.97, [(field["expected"], 0.03)])
     result = score_page(context, readings)[0]
     assert result.verdict == "review" and "could also be read" in result.reason
-    readings[field["id"]] = reading(wrong, 0.999, [(field["expected"], 0.001)])
+    readings[field["id"]] = reading(wrong, 0.999, [(field["expected"], 0.0005)])
     assert score_page(context, readings)[0].verdict == "incorrect"
 
 
