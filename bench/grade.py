@@ -7,6 +7,10 @@ the same JPEGs with OpenCV, measured in the same run) and the ratio, how every a
 verdict compares with the truth, the share of fields sent to review, and peak memory.
 
     .venv/bin/python bench/grade.py [--students 40] [--tier phone] [--seed 9100]
+                                    [--handwriting mnist|strokes] [--data-dir ../shared/data]
+
+Handwriting ``mnist`` uses the MNIST test split and the held-out symbols (writers the reader
+never saw); ``strokes`` uses the procedural glyphs that need no data.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 
+from grader.handwriting import MnistGlyphs, StrokeGlyphs, default_data_dir  # noqa: E402
 from grader.simulate_class import simulate_class  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
 from worksheets.publish import publish  # noqa: E402
@@ -33,13 +38,14 @@ from worksheets.spec import Student, load_spec  # noqa: E402
 SPEC = ROOT / "examples" / "linear-layer.yaml"
 
 
-def make_class(folder: Path, students: int, tier: str, seed: int) -> tuple[Path, list, Path]:
+def make_class(folder: Path, students: int, tier: str, seed: int,
+               glyphs: object = None) -> tuple[Path, list, Path]:
     roster = [Student(student_id=f"{310000 + i}", name=f"Student {i + 1}")
               for i in range(students)]
     printed = publish(load_spec(SPEC), folder / "print", students=roster)
     key = json.loads(printed.key_json.read_text())
     photos = folder / "photos"
-    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed)
+    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed, glyph_source=glyphs)
     return printed.key_json, truths, photos
 
 
@@ -83,12 +89,21 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--tier", default="phone")
     parser.add_argument("--seed", type=int, default=9100)
+    parser.add_argument("--handwriting", choices=["mnist", "strokes"], default="mnist")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="MNIST and symbols (default: ../shared/data)")
     args = parser.parse_args()
+    data_dir = args.data_dir or default_data_dir()
+    if args.handwriting == "mnist" and not (data_dir / "mnist").is_dir():
+        sys.exit(f"no MNIST data in {data_dir}; pass --data-dir or --handwriting strokes")
+    glyphs = (MnistGlyphs(data_dir, split="test") if args.handwriting == "mnist"
+              else StrokeGlyphs())
     cores = available_cores()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print(f"simulating {args.students} students x 2 pages ({args.tier}) ...", flush=True)
-        key, truths, photos = make_class(folder, args.students, args.tier, args.seed)
+        print(f"simulating {args.students} students x 2 pages ({args.tier}, "
+              f"{args.handwriting} handwriting) ...", flush=True)
+        key, truths, photos = make_class(folder, args.students, args.tier, args.seed, glyphs)
         floor = decode_floor(photos)
         one_s, pages = run(key, photos, folder / "one", 1)
         all_s, _ = run(key, photos, folder / "all", cores)
