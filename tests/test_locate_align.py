@@ -7,6 +7,7 @@ photographed by the simulator (which reports the true box corners).
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from grader.align import (
     Correction,
     LineModel,
     Scene,
+    _from_row,
     _nothing_where_predicted,
 )
 from grader.errors import (
@@ -390,3 +392,28 @@ def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     moved[y0 + shift:y1 + shift, x0:x1] = patch
     scene = Scene(moved, trace.fit.h, scene.lines, page.all_boxes)
     assert _nothing_where_predicted(found, guess, 1.5, scene)
+
+
+def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_even(
+    printed,
+) -> None:
+    """A student-number digit whose border is lost is placed between the found digits on
+    either side, within half a millimetre; not if the row bends unevenly."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 4.0)
+    result = align_page(image, index)
+    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    assert len(digits) >= 5
+    lost = digits[len(digits) // 2]
+    fits = list(result.box_fits)
+    fits[lost] = dataclasses.replace(fits[lost], found=False, trusted=False, note="lost")
+    placed = _from_row(lost, fits, result.homography)
+    assert placed.trusted and "row" in placed.note
+    fits[lost] = placed
+    result.box_fits[:] = fits
+    assert crop_centre_errors_mm(result, m)[lost] < 0.5
+    fits[lost] = dataclasses.replace(fits[lost], found=False, trusted=False, note="lost")
+    bent = next(i for i in digits if i not in (lost - 1, lost, lost + 1))
+    moved = fits[bent].shift_mm + np.array([0.0, 1.5])
+    fits[bent] = dataclasses.replace(fits[bent], shift_mm=moved)
+    assert not _from_row(lost, fits, result.homography).trusted
