@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -46,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--digits", type=int, default=10000, help="MNIST test digits (max 10000)")
     p.add_argument("--fields", type=int, default=3000, help="synthetic held-out fields")
     p.add_argument("--tesseract", type=int, default=400, help="fields also read by Tesseract")
-    p.add_argument("--photo-students", type=int, default=6, help="students in the photo tier")
+    p.add_argument("--photo-copies", type=int, default=12, help="copies in the photo tier")
     p.add_argument("--tier", default="phone", help="simulator tier of the photo tier")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args()
@@ -110,11 +111,15 @@ def curve(conf: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) ->
 
 
 def tesseract_read(crop: np.ndarray) -> str | None:
+    """Tesseract's reading of one crop (digits whitelist, single line); None when empty."""
     import pytesseract
 
     config = "--psm 7 -c tessedit_char_whitelist=0123456789-."
-    text = pytesseract.image_to_string(crop, config=config).strip().replace(" ", "")
-    return text or None
+    try:
+        text = pytesseract.image_to_string(crop, config=config)
+    except pytesseract.TesseractError:
+        return "<error>"  # counted as a wrong reading
+    return text.strip().replace(" ", "") or None
 
 
 def time_reader(reader: Reader, crops: Sequence[np.ndarray]) -> dict[str, float]:
@@ -144,20 +149,33 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
         from grader.io import PageInput, iter_pages
         from grader.keyindex import KeyIndex
         from grader.pipeline import AlignOptions, align_page
+        from grader.results import StudentRef
         from grader.simulate_class import simulate_class
         from worksheets.publish import publish
-        from worksheets.spec import load_roster, load_spec
+        from worksheets.spec import load_spec
     except ImportError as exc:
         return {"skipped": f"page pipeline not importable ({exc})"}
     examples = ROOT / "examples"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         spec = load_spec(examples / "linear-layer.yaml")
-        students = load_roster(examples / "roster.csv")[: args.photo_students]
-        printed = publish(spec, out / "print", students)
+        # Numbered copies, so students also write their student number digit by digit.
+        printed = publish(spec, out / "print", None, args.photo_copies)
         key = json.loads(printed.key_json.read_text())
+        digits = max(len(p["student_number_boxes"]) for p in key["pages"])
+        rng = np.random.default_rng([args.seed, BENCH_STREAM, 3])
+        roster = [
+            StudentRef("".join(str(d) for d in rng.integers(0, 10, digits)), f"Student {i}")
+            for i in range(args.photo_copies)
+        ]
         truths = simulate_class(
-            key, printed.worksheets_pdf, out / "photos", args.tier, args.seed, glyph_source=glyphs
+            key,
+            printed.worksheets_pdf,
+            out / "photos",
+            args.tier,
+            args.seed,
+            roster=roster,
+            glyph_source=glyphs,
         )
         index = KeyIndex([key])
         crops: list[np.ndarray] = []
@@ -177,11 +195,10 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
             ids = list(aligned.crops)
             crops += [aligned.crops[i] for i in ids]
             expected += [truth.written.get(i) or None for i in ids]
-            numbers = [b for b in truth.written if b.startswith("student_number")]
-            for i, crop in enumerate(aligned.student_number_crops):
-                if i < len(numbers):
-                    crops.append(crop)
-                    expected.append(truth.written[sorted(numbers)[i]] or None)
+            boxes = aligned.key_page.entry.get("student_number_boxes", [])
+            for box, crop in zip(boxes, aligned.student_number_crops, strict=True):
+                crops.append(crop)
+                expected.append(truth.written.get(box["id"]) or None)
     if not crops:
         return {"skipped": f"no page could be aligned ({dict(reasons)})"}
     readings = read_all(reader, crops)
@@ -202,6 +219,7 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
 def main() -> int:
     args = parse_args()
     cv2.setNumThreads(1)
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract on one core too, like the reader
     reader = Reader(args.model_dir, threads=1)
     if not (args.data_dir / "mnist").is_dir():
         print(f"no data at {args.data_dir}: the held-out tiers need MNIST (set --data-dir)")

@@ -312,6 +312,9 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "fields_seen": step * args.batch,
         "minutes": round((time.monotonic() - start) / 60, 1),
         "lr": args.lr,
+        "threads": args.threads,
+        "workers": args.workers,
+        "torch": torch.__version__,
     }
 
 
@@ -363,8 +366,8 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
         "ctc_blank": 0,
         "statuses": list(rd.STATUSES),
         "calibration": {
-            "ctc_temperature": t_ctc,
-            "status_temperature": t_status,
+            "ctc_temperature": round(t_ctc, 4),
+            "status_temperature": round(t_status, 4),
             "threshold": threshold,
             "target_accepted_error": args.target_error,
             "split": "val",

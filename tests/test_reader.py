@@ -1,0 +1,356 @@
+"""The handwritten number reader: preprocessing, decoding, the packaged model and `read`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from grader import handwriting as hw
+from grader import read as rd
+from grader.errors import ReaderModelError
+from training.synth import FieldSample, Synthesizer
+from worker.commands import read_cmd
+
+HAS_DATA = (hw.default_data_dir() / "mnist").is_dir()
+needs_data = pytest.mark.skipif(
+    not HAS_DATA, reason=f"training data not found at {hw.default_data_dir()}"
+)
+
+# Numbers covering every character class several times over.
+TEXTS = ["0123", "4567", "89", "-5", "3.5", "-0.25", "9.08", "-71", "16.4", "-2.9", "50", "8"]
+
+
+@pytest.fixture(scope="module")
+def reader() -> rd.Reader:
+    return rd.Reader()
+
+
+def crops_of(synth: Synthesizer, texts: list[str], kind: str, seed: int) -> list[FieldSample]:
+    return [synth.render(t, kind, np.random.default_rng([seed, i])) for i, t in enumerate(texts)]
+
+
+def per_class_accuracy(texts: list[str], readings: list[rd.Reading]) -> dict[str, float]:
+    """For each character, the share of fields containing it that were read exactly."""
+    out = {}
+    for char in hw.ALPHABET:
+        hits = [r.text == t for t, r in zip(texts, readings, strict=True) if char in t]
+        out[char] = sum(hits) / len(hits)
+    return out
+
+
+# --- preprocessing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(160, 360), (140, 120), (20, 30), (600, 200), (40, 900)])
+def test_preprocess_accepts_any_size(shape: tuple[int, int]) -> None:
+    crop = np.full(shape, 230, np.uint8)
+    cv2.putText(crop, "7", (shape[1] // 3, shape[0] * 3 // 4), 0, shape[0] / 60, 40, 3)
+    x = rd.preprocess(crop)
+    assert x.shape == (rd.INPUT_HEIGHT, rd.INPUT_WIDTH) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_preprocess_accepts_colour_and_float() -> None:
+    gray = np.full((160, 360), 220, np.uint8)
+    cv2.line(gray, (150, 40), (160, 120), 30, 6)
+    bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    assert np.allclose(rd.preprocess(bgr), rd.preprocess(gray))
+    assert np.allclose(rd.preprocess(gray.astype(np.float32) / 255.0), rd.preprocess(gray))
+    with pytest.raises(ValueError, match="2-D"):
+        rd.preprocess(np.zeros((3,), np.uint8))
+
+
+def test_lighting_is_normalised() -> None:
+    crop = np.full((160, 360), 230, np.uint8)
+    cv2.putText(crop, "42", (120, 120), 0, 3, 60, 8)
+    ramp = np.linspace(0.45, 1.0, 360, dtype=np.float32)[None, :]
+    dim = (crop * ramp).astype(np.uint8)
+    assert np.abs(rd.preprocess(dim) - rd.preprocess(crop)).mean() < 0.02
+
+
+def test_full_box_lines_are_removed() -> None:
+    crop = np.full((160, 360), 225, np.uint8)
+    cv2.rectangle(crop, (20, 22), (340, 140), 60, 3)
+    assert rd.preprocess(crop).max() < 0.3
+    box_only = rd.remove_box_lines(rd.ink_map(crop))
+    assert box_only.max() < 0.3
+
+
+def test_box_lines_do_not_eat_a_minus_or_a_one() -> None:
+    crop = np.full((160, 360), 225, np.uint8)
+    cv2.line(crop, (130, 80), (170, 80), 40, 5)  # minus sign in the middle
+    cv2.line(crop, (200, 45), (200, 120), 40, 5)  # a one
+    ink = rd.remove_box_lines(rd.ink_map(crop))
+    assert ink[78:83, 140:160].max() > 0.8 and ink[60:100, 198:203].max() > 0.8
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def one_hot_frames(text: str, blanks: bool = True) -> np.ndarray:
+    """CTC frames spelling ``text`` (blank between characters), as near-certain probabilities."""
+    classes = []
+    for ch in text:
+        classes += [hw.ALPHABET.index(ch) + 1, 0] if blanks else [hw.ALPHABET.index(ch) + 1]
+    classes += [0] * (12 - len(classes))
+    probs = np.full((len(classes), 13), 1e-6)
+    probs[np.arange(len(classes)), classes] = 1.0
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def test_beam_search_reads_repeats_only_with_a_blank_between() -> None:
+    assert rd.ctc_beam_search(one_hot_frames("11"), hw.ALPHABET)[0][0] == "11"
+    assert rd.ctc_beam_search(one_hot_frames("11", blanks=False), hw.ALPHABET)[0][0] == "1"
+    best, p = rd.ctc_beam_search(one_hot_frames("-3.25"), hw.ALPHABET)[0]
+    assert best == "-3.25" and p > 0.99
+
+
+def test_beam_search_keeps_to_the_number_grammar() -> None:
+    texts = [t for t, _ in rd.ctc_beam_search(one_hot_frames("3-5"), hw.ALPHABET)]
+    assert "3-5" not in texts
+    assert all(rd.valid_number(t) or t == "" for t in texts)
+    assert not rd.valid_number("1.2.3") and not rd.valid_number("-") and not rd.valid_number("4.")
+    assert rd.valid_number("-0.25") and rd.valid_number(".5")
+
+
+def test_beam_search_gives_alternatives_with_probabilities() -> None:
+    probs = one_hot_frames("7")
+    probs[0] = 0.0
+    probs[0, hw.ALPHABET.index("7") + 1] = 0.7
+    probs[0, hw.ALPHABET.index("1") + 1] = 0.3
+    ranked = rd.ctc_beam_search(probs, hw.ALPHABET)
+    assert [t for t, _ in ranked[:2]] == ["7", "1"]
+    assert ranked[0][1] == pytest.approx(0.7, abs=0.01)
+    assert ranked[1][1] == pytest.approx(0.3, abs=0.01)
+
+
+def test_decide_no_answer_statuses() -> None:
+    logits = np.log(one_hot_frames("12"))
+    reading = rd.decide(logits, np.array([-5.0, 5.0, 0.0, 0.0]), hw.ALPHABET)
+    assert reading.text is None and reading.status == "blank"
+    assert ("12", pytest.approx(reading.alternatives[0][1])) == reading.alternatives[0]
+    crossed = rd.decide(logits, np.array([-5.0, 0.0, 0.0, 6.0]), hw.ALPHABET)
+    assert crossed.text is None and crossed.status == "crossed_out"
+    number = rd.decide(logits, np.array([6.0, 0.0, 0.0, 0.0]), hw.ALPHABET, threshold=0.99)
+    assert number.text == "12" and number.status == "number" and not number.needs_review
+    assert 0.99 <= number.confidence <= 1.0
+
+
+# --- the packaged model on synthetic crops ---------------------------------------------------
+
+
+@needs_data
+@pytest.mark.needs_data
+def test_reads_every_character_class_mnist(reader: rd.Reader) -> None:
+    synth = Synthesizer(hw.MnistGlyphs(split="test"), stroke_share=0.0, symbol_stroke_share=0.0)
+    texts = TEXTS * 5
+    samples = crops_of(synth, texts, "number", seed=11)
+    readings = reader.read_batch([s.image for s in samples])
+    accuracy = per_class_accuracy(texts, readings)
+    # Held-out writers: the benchmark measures about 96 % of such numbers read exactly, so
+    # expect most of them here, and every class read right in most of its 10-25 fields.
+    assert all(a >= 0.5 for a in accuracy.values()), accuracy
+    assert np.mean([r.text == t for r, t in zip(readings, texts, strict=True)]) >= 0.85
+
+
+def test_reads_every_character_class_procedural(reader: rd.Reader) -> None:
+    synth = Synthesizer(None)
+    texts = TEXTS * 5
+    samples = crops_of(synth, texts, "number", seed=12)
+    readings = reader.read_batch([s.image for s in samples])
+    accuracy = per_class_accuracy(texts, readings)
+    # The procedural glyphs are part of training (15 % of numbers) and read at about 98 %.
+    assert all(a >= 0.7 for a in accuracy.values()), accuracy
+    assert np.mean([r.text == t for r, t in zip(readings, texts, strict=True)]) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["blank", "smudge", "crossed_out"])
+def test_fields_without_an_answer(reader: rd.Reader, kind: str) -> None:
+    synth = Synthesizer(None)
+    samples = crops_of(synth, ["42", "-7.5", "308", "6", "0.1", "95"], kind, seed=13)
+    readings = reader.read_batch([s.image for s in samples])
+    assert sum(r.text is None for r in readings) >= 5, [r.text for r in readings]
+    # A rubbed-out answer can be too faint to tell from an empty box; both mean no answer.
+    accepted = {"smudge", "blank"} if kind == "smudge" else {kind}
+    assert sum(r.status in accepted for r in readings) >= 4, [r.status for r in readings]
+
+
+def test_a_plain_white_crop_is_blank_and_sure(reader: rd.Reader) -> None:
+    reading = reader.read(np.full((160, 360), 235, np.uint8))
+    assert reading.text is None and reading.status == "blank"
+    assert reading.confidence > 0.9 and not reading.needs_review
+
+
+def test_reads_through_full_box_lines(reader: rd.Reader) -> None:
+    rng = np.random.default_rng(14)
+    texts = ["25", "-3.5", "708", "1.9"]
+    crops = []
+    for text in texts:
+        crop = hw.paper(160, 360, rng)
+        cv2.rectangle(crop, (18 + int(rng.integers(-8, 8)), 20), (340, 141), 70, 3)
+        ink = hw.compose_number(text, hw.StrokeGlyphs(), rng, 110, 290)
+        crops.append(hw.draw_ink(crop, ink, rng, x=35, y=25, darkness=0.8))
+    readings = reader.read_batch(crops)
+    assert sum(r.text == t for r, t in zip(readings, texts, strict=True)) >= 3
+
+
+def test_batch_and_single_reads_agree(reader: rd.Reader) -> None:
+    synth = Synthesizer(None)
+    samples = crops_of(synth, ["12", "-4", "0.5"], "number", seed=15)
+    batch = reader.read_batch([s.image for s in samples])
+    single = [reader.read(s.image) for s in samples]
+    for a, b in zip(batch, single, strict=True):
+        assert a.text == b.text and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert reader.read_batch([]) == []
+
+
+def test_readings_are_well_formed(reader: rd.Reader) -> None:
+    synth = Synthesizer(None)
+    rng = np.random.default_rng(16)
+    readings = reader.read_batch([synth.sample(rng).image for _ in range(20)])
+    for r in readings:
+        assert 0.0 <= r.confidence <= 1.0
+        assert r.status in rd.STATUSES
+        assert (r.text is None) == (r.status != "number")
+        assert r.text is None or rd.valid_number(r.text)
+        assert r.needs_review == (r.confidence < reader.threshold)
+        assert all(0.0 <= p <= 1.0 and t != r.text for t, p in r.alternatives)
+
+
+# --- model files -----------------------------------------------------------------------------
+
+
+def copy_model(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(rd.MODEL_DIR, target)
+    return target
+
+
+def edit_config(directory: Path, change: Callable[[dict], None]) -> None:
+    path = directory / "reader.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+def test_packaged_model_is_small_and_documented() -> None:
+    assert (rd.MODEL_DIR / "reader.onnx").stat().st_size < 5 * 1024 * 1024
+    config = rd.load_config(rd.MODEL_DIR / "reader.json")
+    assert config["alphabet"] == hw.ALPHABET
+    assert 0.0 < config["calibration"]["threshold"] < 1.0
+    card = (rd.MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "CC BY-SA 3.0" in card and "MIT" in card
+
+
+def test_missing_model_files_are_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReaderModelError, match="missing"):
+        rd.Reader(tmp_path)
+    directory = copy_model(tmp_path)
+    (directory / "reader.onnx").unlink()
+    with pytest.raises(ReaderModelError, match=r"reader\.onnx is missing"):
+        rd.Reader(directory)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.update(alphabet="0123456789"), "do not match"),
+        (lambda c: c.update(version=99), "version"),
+        (lambda c: c["input"].update(shape=[1, 48, 160]), "expects input"),
+        (lambda c: c.pop("calibration"), "lacks calibration"),
+    ],
+)
+def test_mismatched_config_is_a_clear_error(
+    tmp_path: Path, change: Callable[[dict], None], message: str
+) -> None:
+    directory = copy_model(tmp_path)
+    edit_config(directory, change)
+    with pytest.raises(ReaderModelError, match=message):
+        rd.Reader(directory)
+
+
+def test_corrupt_model_is_a_clear_error(tmp_path: Path) -> None:
+    directory = copy_model(tmp_path)
+    (directory / "reader.onnx").write_bytes(b"not a model")
+    with pytest.raises(ReaderModelError, match="cannot be loaded"):
+        rd.Reader(directory)
+
+
+# --- the read command ----------------------------------------------------------------------
+
+
+def run_read(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="papergrade")
+    read_cmd.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["read", *argv])
+    result: int = args.func(args)
+    return result
+
+
+def test_read_command_prints_one_line_per_crop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(17)
+    synth = Synthesizer(None)
+    number = synth.render("36", "number", rng).image
+    cv2.imwrite(str(tmp_path / "a.png"), number)
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((160, 360), 235, np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG nonsense")
+    paths = [str(tmp_path / n) for n in ("a.png", "broken.png", "b.png", "missing.png")]
+    code = run_read(paths)
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert code == 1  # some files failed; the others were still read
+    assert [line.split("\t")[0] for line in lines] == [paths[0], paths[2]]
+    value, confidence, _alts = lines[0].split("\t")[1:]
+    assert value.split()[0] == "36" and 0.0 <= float(confidence) <= 1.0
+    assert lines[1].split("\t")[1].startswith("blank")
+    assert "broken.png\terror\t" in err and "missing.png\terror\tno such file" in err
+
+
+def test_read_command_model_error_stops_early(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((160, 360), 235, np.uint8))
+    with pytest.raises(ReaderModelError):
+        run_read([str(tmp_path / "a.png"), "--model-dir", str(tmp_path / "nowhere")])
+
+
+# --- round trip through the page pipeline ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_round_trip_through_the_pipeline_on_a_simulated_photo(
+    reader: rd.Reader, tmp_path: Path
+) -> None:
+    pipeline = pytest.importorskip("grader.pipeline", reason="page pipeline not available")
+    simulate_class = pytest.importorskip("grader.simulate_class").simulate_class
+    publish = pytest.importorskip("worksheets.publish").publish
+    spec_mod = pytest.importorskip("worksheets.spec")
+    from grader.io import PageInput, iter_pages
+    from grader.keyindex import KeyIndex
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    spec = spec_mod.load_spec(examples / "linear-layer.yaml")
+    students = spec_mod.load_roster(examples / "roster.csv")[:1]
+    printed = publish(spec, tmp_path / "print", students)
+    key = json.loads(printed.key_json.read_text())
+    truths = simulate_class(key, printed.worksheets_pdf, tmp_path / "photos", "phone", seed=3)
+    index = KeyIndex([key])
+    hits, total = 0, 0
+    for truth in truths:
+        page = next(p for p in iter_pages([tmp_path / "photos" / truth.photo]))
+        assert isinstance(page, PageInput)
+        aligned = pipeline.align_page(page.image, index)
+        readings = reader.read_batch(list(aligned.crops.values()))
+        for field_id, reading in zip(aligned.crops, readings, strict=True):
+            expected = truth.written.get(field_id) or None
+            hits += reading.text == expected
+            total += 1
+    # Procedural handwriting through a simulated camera: most fields must come back exactly.
+    assert total > 0 and hits / total >= 0.85, (hits, total)
