@@ -109,3 +109,19 @@ def test_missing_and_broken_inputs_are_reported_not_dropped(class_photos, tmp_pa
     results = json.loads((out / "results.json").read_text())
     assert {p["status"] for p in results["pages"]} <= {"unreadable_file", "unsupported_format"}
     assert all(p["message"] for p in results["pages"])
+
+
+class BrokenReader:
+    def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
+        raise RuntimeError("simulated fault")
+
+
+def test_a_fault_on_one_page_is_reported_and_the_batch_goes_on(class_photos,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(class_photos["key_path"], [class_photos["photos"]], out),
+                          reader=BrokenReader())
+    assert summary.pages == 4 and summary.errors["internal_error"] == 4
+    results = json.loads((out / "results.json").read_text())
+    assert all(p["status"] == "internal_error" and "Upload this page again" in p["message"]
+               for p in results["pages"])

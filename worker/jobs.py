@@ -8,6 +8,7 @@ later overrides and a re-run give the same files.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from worksheets.key import load_key
 from worksheets.spec import load_roster
 
 PAGE_IMAGE_QUALITY = 80
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,24 @@ def grade_file(
         if isinstance(item, InputFailure):
             yield PageResult(item.source, item.error.code, item.error.message), None
             continue
-        graded = grade_page(item.image, key_index, reader, item.source, item.sha256, roster)
-        save_images(graded, out_dir)
+        try:
+            graded = grade_page(item.image, key_index, reader, item.source, item.sha256, roster)
+            save_images(graded, out_dir)
+        except Exception as exc:  # one page's bug must not sink the batch
+            logger.exception("grading %s failed", item.source)
+            yield internal_error(item.source, item.sha256, exc), item.member
+            continue
         yield graded.result, item.member
+
+
+def internal_error(source: str, sha256: str, exc: Exception) -> PageResult:
+    """A page the grader itself failed on: kept, reported, and retried by uploading again."""
+    return PageResult(
+        source=source, status="internal_error", sha256=sha256,
+        message=(f"{source}: the grader failed on this page ({type(exc).__name__}: {exc}); "
+                 "the rest of the batch was graded. Upload this page again, and if it fails "
+                 "again send it to the Papergrade maintainers."),
+    )
 
 
 def save_images(graded: GradedPage, out_dir: Path) -> None:
