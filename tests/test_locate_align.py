@@ -345,24 +345,6 @@ def test_folded_blurred_sheet_is_aligned(printed) -> None:
     assert max(errors := crop_errors_from_capture(result, cap)) < 1.0, errors
 
 
-def test_box_blurred_more_than_the_markers_is_found_by_its_border(printed) -> None:
-    """A box out of focus (blurred far more than the markers the blur is measured on) is
-    searched again for a blurrier border, found, and its crop centred."""
-    index, rasters, _ = printed
-    image, m = place(rasters[0], 0.0)
-    image = cv2.GaussianBlur(image, (0, 0), 0.15 * PPM)
-    page = key_page(index, 0)
-    box = page.fields[len(page.fields) // 2]
-    x, y, w, h = box.rect
-    pts = (np.array([[x - 4, y - 4], [x + w + 4, y + h + 4]]) * PPM - 0.5) @ m[:, :2].T
-    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
-    image[y0:y1, x0:x1] = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), 0.6 * PPM)
-    result = align_page(image, index)
-    fit = next(f for f in result.box_fits if f.box.box_id == box.box_id)
-    assert fit.found and "heavier blur" in fit.note
-    assert max(errors := crop_centre_errors_mm(result, m)) < 0.5, errors
-
-
 def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     """A border the neighbours disagree with is kept only if nothing is where they put it.
 
