@@ -207,11 +207,12 @@ def decide(
     if doubtful_upstream and carried is not None:
         return "review", "depends on an earlier reading in review"
     target = carried if carried is not None else expected
-    for text, probability in reading.alternatives:
-        alternative = parse_number(text)
-        if (probability >= PLAUSIBLE_ALTERNATIVE and alternative is not None
-                and accepts(field, alternative, target)):
-            return "review", f"could also be read as '{text}' ({probability:.2f})"
+    acceptable = [(text, p) for text, p in reading.alternatives
+                  if (value := parse_number(text)) is not None and accepts(field, value, target)]
+    # Several spellings of the right answer ('.26', '0.26') are one way of being misread.
+    if acceptable and sum(p for _, p in acceptable) >= PLAUSIBLE_ALTERNATIVE:
+        text, probability = max(acceptable, key=lambda pair: pair[1])
+        return "review", f"could also be read as '{text}' ({probability:.3f})"
     result.mistake = mistake_tag(answer, target, int(field["decimals"]))
     return "incorrect", ""
 

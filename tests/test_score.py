@@ -181,3 +181,13 @@ def test_example_spec_key_is_scorable(tmp_path: Path) -> None:
     for page in key["pages"]:
         context = PageContext.from_key(key, page)
         assert all(r.verdict == "correct" for r in score_page(context, all_correct(page)))
+
+
+def test_acceptable_alternatives_add_up(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    field = page["fields"][0]
+    wrong = str(int(field["expected"]) + 3)
+    spelled = [(field["expected"], 0.0012), ("+" + field["expected"], 0.0012)]
+    readings[field["id"]] = reading(wrong, 0.99, spelled)
+    assert score_page(context, readings)[0].verdict == "review"
