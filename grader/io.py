@@ -113,20 +113,39 @@ def iter_pages(paths: Iterable[Path | str], pdf_dpi: int = DEFAULT_PDF_DPI) -> I
     Directories are walked recursively in natural order; dotfiles and OS junk are skipped, other
     non-image files are reported as failures. PDFs are rasterised at ``pdf_dpi``.
     """
+    for item in iter_input_files(paths):
+        if isinstance(item, InputFailure):
+            yield item
+        else:
+            yield from _iter_path(item, pdf_dpi)
+
+
+def iter_input_files(paths: Iterable[Path | str]) -> Iterator[Path | InputFailure]:
+    """The files behind ``paths``, in the order :func:`iter_pages` reads them.
+
+    Folders are walked recursively in natural order, skipping dotfiles and OS junk; a folder
+    that cannot be read is a failure.  Paths given directly come back as they are, so that
+    decoding reports a missing one.  Lets a caller share one batch's files among processes.
+    """
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from _iter_directory(path, pdf_dpi)
-        elif path.is_file():
-            yield from _iter_file(path, pdf_dpi)
-        elif not path.exists():
-            yield _fail(
-                str(path), UnreadableFile(f"{path}: no such file or folder; check the path"), path
-            )
+            yield from _walk_directory(path)
         else:
-            yield _fail(
-                str(path), UnsupportedFormat(f"{path}: not a regular file; {SUPPORTED_HINT}"), path
-            )
+            yield path
+
+
+def _iter_path(path: Path, pdf_dpi: int) -> Iterator[PageItem]:
+    if path.is_file():
+        yield from _iter_file(path, pdf_dpi)
+    elif not path.exists():
+        yield _fail(
+            str(path), UnreadableFile(f"{path}: no such file or folder; check the path"), path
+        )
+    else:
+        yield _fail(
+            str(path), UnsupportedFormat(f"{path}: not a regular file; {SUPPORTED_HINT}"), path
+        )
 
 
 def iter_upload(data: bytes, name: str, pdf_dpi: int = DEFAULT_PDF_DPI) -> Iterator[PageItem]:
@@ -191,9 +210,9 @@ def _is_junk(name: str) -> bool:
     return name.startswith(".") or name.lower() in OS_JUNK_NAMES
 
 
-def _iter_directory(
-    folder: Path, pdf_dpi: int, seen: frozenset[Path] = frozenset()
-) -> Iterator[PageItem]:
+def _walk_directory(
+    folder: Path, seen: frozenset[Path] = frozenset()
+) -> Iterator[Path | InputFailure]:
     """Files under ``folder`` in natural order of their path, subfolders interleaved by name."""
     real = folder.resolve()
     if real in seen:  # a symlink back up the tree would never end
@@ -208,9 +227,9 @@ def _iter_directory(
         return
     for entry in entries:
         if entry.is_dir():
-            yield from _iter_directory(entry, pdf_dpi, seen | {real})
+            yield from _walk_directory(entry, seen | {real})
         elif entry.is_file():
-            yield from _iter_file(entry, pdf_dpi)
+            yield entry
 
 
 def _iter_file(path: Path, pdf_dpi: int) -> Iterator[PageItem]:

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 
 from grader.grade import GradedPage, ReaderLike, grade_page, link_copies, roster_of
-from grader.io import InputFailure, iter_pages
+from grader.io import InputFailure, iter_input_files, iter_pages
 from grader.keyindex import KeyIndex
 from grader.results import ClassResults, PageResult, StudentRef
 from worksheets.key import load_key
@@ -100,7 +100,7 @@ def grade_file(
     """Every page of one upload (a photo, a PDF, a zip), graded, with its images saved."""
     for item in iter_pages([path], pdf_dpi=pdf_dpi):
         if isinstance(item, InputFailure):
-            yield PageResult(item.source, item.error.code, item.error.message), None
+            yield failure_result(item), None
             continue
         try:
             graded = grade_page(item.image, key_index, reader, item.source, item.sha256, roster)
@@ -110,6 +110,10 @@ def grade_file(
             yield internal_error(item.source, item.sha256, exc), item.member
             continue
         yield graded.result, item.member
+
+
+def failure_result(failure: InputFailure) -> PageResult:
+    return PageResult(failure.source, failure.error.code, failure.error.message)
 
 
 def internal_error(source: str, sha256: str, exc: Exception) -> PageResult:
@@ -146,23 +150,6 @@ def save_images(graded: GradedPage, out_dir: Path) -> None:
 # --- the batch -----------------------------------------------------------------------------
 
 
-def upload_files(inputs: Iterable[Path]) -> list[Path]:
-    """The files a teacher gave, folders walked in order; missing paths are kept so that
-    decoding reports them (nothing given is ever silently dropped)."""
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and not _hidden(p.relative_to(path))))
-        else:
-            files.append(path)
-    return files
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
-
-
 def resolve_roster(request: GradeRequest, key: dict[str, Any]) -> list[StudentRef]:
     if request.roster_csv is not None:
         return [StudentRef(s.student_id, s.name) for s in load_roster(request.roster_csv)]
@@ -170,17 +157,23 @@ def resolve_roster(request: GradeRequest, key: dict[str, Any]) -> list[StudentRe
 
 
 def graded_pages(
-    request: GradeRequest, files: list[Path], roster: list[StudentRef],
+    request: GradeRequest, key: dict[str, Any], roster: list[StudentRef],
     reader: ReaderLike | None,
 ) -> Iterator[tuple[Path, PageResult, str | None]]:
     """(upload file, page result, zip member) for every page, in parallel when asked."""
+    files: list[Path] = []
+    for item in iter_input_files(request.inputs):
+        if isinstance(item, InputFailure):  # a folder that cannot be read
+            yield item.path or Path(item.source), failure_result(item), None
+        else:
+            files.append(item)
     out_dir = request.out_dir.resolve()
     if request.jobs <= 1:
         if reader is None:
             from grader.read import Reader
 
             reader = Reader()
-        key_index = KeyIndex.load(request.key_path)
+        key_index = KeyIndex([key])
         for path in files:
             for result, member in grade_file(path, key_index, reader, roster, out_dir,
                                              request.pdf_dpi):
@@ -209,14 +202,13 @@ def grade_batch(
     roster = resolve_roster(request, key)
     request.out_dir.mkdir(parents=True, exist_ok=True)
     summary = GradeSummary(worksheet_id=key["worksheet_id"])
-    files = upload_files(request.inputs)
     with open_store(request.database_url, request.out_dir) as store:
         store.save_key(key)
         store.save_roster(key["worksheet_id"], roster)
-        batch = store.start_batch(key["worksheet_id"], len(files))
+        batch = store.start_batch(key["worksheet_id"])
         uploads: dict[Path, int] = {}
         results: list[tuple[int, PageResult]] = []
-        for path, result, _member in graded_pages(request, files, roster, reader):
+        for path, result, _member in graded_pages(request, key, roster, reader):
             if path not in uploads:
                 uploads[path] = store_original(store, path)
             results.append((uploads[path], result))
