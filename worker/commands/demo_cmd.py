@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from grader.simulate_class import simulate_class
-from worker.commands.grade_cmd import page_line, print_summary
-from worker.jobs import GradeRequest, GradeSummary, PageDone, grade_batch
+from worker.commands.grade_cmd import print_summary, progress_printer
+from worker.jobs import GradeRequest, grade_batch
 from worksheets.publish import publish
 from worksheets.spec import load_roster, load_spec
 
@@ -51,13 +50,8 @@ def run(args: argparse.Namespace) -> int:
                    progress=lambda done, total: log(f"photo {done}/{total}"))
     print("3/3 grading the photos (SQLite store, no Redis) ...")
     results = args.out / "results"
-    started = time.perf_counter()
-
-    def progress(done: PageDone, summary: GradeSummary) -> None:
-        rate = done.index / max(time.perf_counter() - started, 1e-6)
-        print(page_line(done, summary, rate), file=sys.stderr)
-
-    summary = grade_batch(GradeRequest(printed.key_json, [photos], results), progress=progress)
+    summary = grade_batch(GradeRequest(printed.key_json, [photos], results),
+                          progress=progress_printer())
     print()
     print_summary(summary, results)
     print()

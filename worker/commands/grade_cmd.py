@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +50,28 @@ def page_line(done: PageDone, summary: GradeSummary, rate: float) -> str:
             f"{len(result.fields)} boxes{flags}")
 
 
+def progress_printer(quiet: bool = False) -> Callable[[PageDone, GradeSummary], None]:
+    """A progress callback: a line per page, or when ``quiet`` a line every 25 pages."""
+    started = time.perf_counter()
+
+    def progress(done: PageDone, summary: GradeSummary) -> None:
+        rate = done.index / max(time.perf_counter() - started, 1e-6)
+        if not quiet:
+            print(page_line(done, summary, rate), file=sys.stderr)
+        elif done.index % 25 == 0:
+            print(f"  {done.index} pages, {rate:.1f} pages/s, "
+                  f"{sum(summary.errors.values())} need attention", file=sys.stderr)
+
+    return progress
+
+
 def run(args: argparse.Namespace) -> int:
     request = GradeRequest(
         key_path=args.key, inputs=args.inputs, out_dir=args.out, roster_csv=args.students,
         database_url=args.database_url, gradebook_format=args.gradebook_format,
         jobs=max(1, args.jobs),
     )
-    started = time.perf_counter()
-
-    def progress(done: PageDone, summary: GradeSummary) -> None:
-        rate = done.index / max(time.perf_counter() - started, 1e-6)
-        if not args.quiet:
-            print(page_line(done, summary, rate), file=sys.stderr)
-        elif done.index % 25 == 0:
-            print(f"  {done.index} pages, {rate:.1f} pages/s, "
-                  f"{sum(summary.errors.values())} need attention", file=sys.stderr)
-
-    summary = grade_batch(request, progress=progress)
+    summary = grade_batch(request, progress=progress_printer(quiet=args.quiet))
     print_summary(summary, args.out)
     return 0 if summary.graded or not summary.pages else 1
 
