@@ -134,18 +134,17 @@ def ancestors(field_id: str, by_id: Mapping[str, Mapping[str, Any]]) -> list[str
 def carried_expectation(
     field: Mapping[str, Any],
     exercise: Mapping[str, Any],
+    upstream: Sequence[str],
     student_values: Mapping[str, Decimal],
 ) -> float | None:
-    """The field's answer recomputed from the student's earlier answers, or None if no
-    earlier answer differs from the key (nothing to carry)."""
+    """The field's answer recomputed from the student's answers to the ``upstream`` fields
+    (its ancestors), or None if none of them differs from the key (nothing to carry)."""
     by_id = {f["id"]: f for f in exercise["fields"]}
-    overrides: dict[str, float] = {}
-    for upstream in ancestors(field["id"], by_id):
-        if upstream in student_values:
-            overrides[by_id[upstream]["name"]] = float(student_values[upstream])
-    if not any(not accepts(by_id[u_id], student_values[u_id], by_id[u_id]["value"])
-               for u_id in ancestors(field["id"], by_id) if u_id in student_values):
+    answered = [u_id for u_id in upstream if u_id in student_values]
+    if all(accepts(by_id[u_id], student_values[u_id], by_id[u_id]["value"])
+           for u_id in answered):
         return None
+    overrides = {by_id[u_id]["name"]: float(student_values[u_id]) for u_id in answered}
     try:
         values = get_family(exercise["family"]).solve(exercise["givens"], overrides)
     except (ArithmeticError, ValueError):
@@ -228,10 +227,10 @@ def score_page(
     for field in context.fields:
         reading = readings.get(field["id"])
         exercise = context.exercises[field["exercise"]]
-        carried = (carried_expectation(field, exercise, student_values)
+        upstream = ancestors(field["id"], {f["id"]: f for f in exercise["fields"]})
+        carried = (carried_expectation(field, exercise, upstream, student_values)
                    if context.carry_forward else None)
-        by_id = {f["id"]: f for f in exercise["fields"]}
-        doubtful_upstream = any(a in doubtful for a in ancestors(field["id"], by_id))
+        doubtful_upstream = any(a in doubtful for a in upstream)
         result = score_field(field, reading, carried, doubtful_upstream)
         results.append(result)
         value = parse_number(result.read)
