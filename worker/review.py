@@ -20,6 +20,8 @@ import numpy as np
 from grader.grade import regrader_for
 from grader.results import FieldResult
 from grader.score import parse_number
+from worker.jobs import regenerate_outputs
+from worker.store import Store, open_store
 
 ASCII_RAMP = " .:-=+*#%@"
 InputFn = Callable[[str], str]
@@ -77,11 +79,8 @@ def ask_field(field: FieldResult, ask: InputFn, say: OutputFn) -> tuple[str, str
         say(f"  '{answer}' is not a number; type it like -12, 3.5 or .25")
 
 
-def review_fields(store: object, worksheet_id: str, ask: InputFn, say: OutputFn,
+def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                   who: str, colour: bool) -> tuple[ReviewTally, bool]:
-    from worker.store import Store
-
-    assert isinstance(store, Store)
     regrade = regrader_for(store.get_key(worksheet_id))
     tally = ReviewTally()
     queue = store.review_queue(worksheet_id)
@@ -104,11 +103,8 @@ def review_fields(store: object, worksheet_id: str, ask: InputFn, say: OutputFn,
     return tally, True
 
 
-def review_students(store: object, worksheet_id: str, ask: InputFn, say: OutputFn,
+def review_students(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                     who: str, tally: ReviewTally) -> None:
-    from worker.store import Store
-
-    assert isinstance(store, Store)
     known = {s.student_id: s.name for s in store.roster(worksheet_id)}
     for stored in store.identity_queue(worksheet_id):
         page = stored.page
@@ -130,9 +126,6 @@ def review_students(store: object, worksheet_id: str, ask: InputFn, say: OutputF
 def run_review(out_dir: Path, ask: InputFn = input, say: OutputFn = print,
                database_url: str | None = None, colour: bool = False,
                who: str | None = None) -> ReviewTally:
-    from worker.jobs import regenerate_outputs
-    from worker.store import open_store
-
     reviewer = who or getpass.getuser()
     with open_store(database_url, out_dir) as store:
         worksheets = store.list_worksheets()
