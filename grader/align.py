@@ -655,27 +655,6 @@ def _peaks_subpixel(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (weights * j).sum(axis=1) / total, height
 
 
-def _peak(profile: np.ndarray) -> tuple[float, float] | None:
-    """Sub-pixel position and height of the profile's maximum; None at the window's edge.
-
-    The position is the centroid of the part above half the peak: a printed line is several
-    pixels wide at 10 px/mm and its response has a flat top, where a parabola is no help.
-    """
-    i = int(np.argmax(profile))
-    if i < 1 or i > len(profile) - 2:
-        return None
-    peak = float(profile[i])
-    level = 0.5 * peak
-    left = i
-    while left > 0 and profile[left - 1] > level and i - left < 8:
-        left -= 1
-    right = i
-    while right < len(profile) - 1 and profile[right + 1] > level and right - i < 8:
-        right += 1
-    w = profile[left:right + 1] - level
-    return left + float(np.dot(w, np.arange(len(w))) / w.sum()), peak
-
-
 Points = list[tuple[float, float]]
 
 

@@ -380,11 +380,6 @@ def _fit(
     return out
 
 
-def blank_ink(height_px: int, width_px: int) -> np.ndarray:
-    """An empty field: ``float32`` zeros ``(height_px, width_px)``."""
-    return np.zeros((height_px, width_px), dtype=np.float32)
-
-
 def erased_ink(
     text: str, source: GlyphSource, rng: np.random.Generator, height_px: int, width_px: int
 ) -> np.ndarray:

@@ -282,9 +282,3 @@ def aligned_page_image(
 def box_outline_px(fit: BoxFit) -> np.ndarray:
     """(4, 2) float64 photo px of a box's fitted corners (for overlays)."""
     return fit.corners_px
-
-
-def page_outline_px(fit: PageFit, size_mm: tuple[float, float]) -> np.ndarray:
-    """(4, 2) float64 photo px of the page's corners under the global homography."""
-    w, h = size_mm
-    return project(fit.h, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))

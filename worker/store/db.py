@@ -104,11 +104,6 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
 def lock_key(name: str) -> int:
     """A stable 64-bit signed key for PostgreSQL advisory locks."""
     digest = hashlib.sha256(f"papergrade:{name}".encode()).digest()
