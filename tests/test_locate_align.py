@@ -8,7 +8,6 @@ photographed by the simulator (which reports the true box corners).
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from grader.errors import (
 from grader.extract import CropLine, crop_size, crop_to_photo, remove_lines
 from grader.keyindex import KeyIndex, KeyPage
 from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
+from tests.print_support import rasterize
 from worksheets.errors import KeyFileError
 from worksheets.publish import publish
 from worksheets.spec import load_spec
@@ -52,10 +52,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeyIndex
     folder = tmp_path_factory.mktemp("printed")
     result = publish(load_spec(ROOT / "examples" / "linear-layer.yaml"), folder, None, 2,
                      progress=lambda message: None)
-    subprocess.run(["pdftoppm", "-r", str(DPI), "-gray", "-png",
-                    str(result.worksheets_pdf), str(folder / "page")], check=True)
-    files = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
-    rasters = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    rasters = rasterize(result.worksheets_pdf, DPI, folder)
     yield KeyIndex.load(result.key_json), rasters, folder
 
 

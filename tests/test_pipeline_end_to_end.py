@@ -8,7 +8,6 @@ Sheets are printed by the project, filled in and photographed or scanned by the 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from grader.extract import crop_size, crop_to_photo
 from grader.io import InputFailure, PageInput, iter_pages
 from grader.keyindex import KeyIndex, KeyPage
 from grader.pipeline import AlignOptions, align_page
+from tests.print_support import rasterize
 from worker.commands import align_cmd
 from worksheets.publish import publish
 from worksheets.spec import load_spec
@@ -38,10 +38,7 @@ def sheet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeyIndex, 
     folder = tmp_path_factory.mktemp("sheet")
     printed = publish(load_spec(ROOT / "examples" / "linear-layer.yaml"), folder, None, 1,
                       progress=lambda message: None)
-    subprocess.run(["pdftoppm", "-r", str(DPI), "-gray", "-png",
-                    str(printed.worksheets_pdf), str(folder / "page")], check=True)
-    files = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
-    rasters = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+    rasters = rasterize(printed.worksheets_pdf, DPI, folder)
     yield KeyIndex.load(printed.key_json), printed.worksheets_pdf, rasters
 
 
