@@ -191,3 +191,13 @@ def test_acceptable_alternatives_add_up(key) -> None:
     spelled = [(field["expected"], 0.0012), (field["expected"] + ".0", 0.0012)]
     readings[field["id"]] = reading(wrong, 0.99, spelled)
     assert score_page(context, readings)[0].verdict == "review"
+
+
+def test_regrading_keeps_unsure_readings_in_review(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    first, second = page["fields"][0]["id"], page["fields"][1]["id"]
+    readings[first] = reading("8", confidence=0.4, review=True)
+    stored = score_page(context, readings)
+    again = {r.field_id: r for r in regrade_page(context, stored, {second: "1"})}
+    assert again[first].verdict == "review"
