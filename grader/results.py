@@ -19,8 +19,10 @@ class FieldResult:
 
     ``expected`` is the key's answer; ``expected_used`` is what the reading was compared with,
     which differs when error carried forward recomputed it from the student's earlier answers.
-    ``read`` is None for a blank box.  ``points`` counts only for auto-decided or reviewed
-    verdicts; a field in ``review`` scores 0 until someone decides.
+    ``read`` is None for a blank box.  ``reader_unsure``: the reader itself was below its
+    confidence threshold (kept so re-grading knows it without the reader).  ``points`` counts
+    only for auto-decided or reviewed verdicts; a field in ``review`` scores 0 until someone
+    decides.
     """
 
     field_id: str
@@ -41,6 +43,7 @@ class FieldResult:
     bbox_mm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     crop_path: str | None = None
     overridden: bool = False
+    reader_unsure: bool = False
 
 
 @dataclass

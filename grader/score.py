@@ -33,9 +33,6 @@ from worksheets.exercises.registry import get_family
 # may be wrong at most 1 time in 500 (the reader's calibration target), so any acceptable
 # alternative at least that likely sends the field to review instead.
 PLAUSIBLE_ALTERNATIVE = 0.002
-# Starts the reason of a field the reader was unsure of; re-grading a stored page recognises
-# such fields by it, so it is defined once for both.
-READER_UNSURE = "reader unsure"
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 
@@ -172,6 +169,7 @@ def score_field(
         result.reason = "no crop was read for this box"
         return result
     result.read = reading.text
+    result.reader_unsure = reading.needs_review
     result.confidence = float(reading.confidence)
     result.reading_status = reading.status
     result.alternatives = [(t or "", float(p)) for t, p in reading.alternatives]
@@ -190,7 +188,7 @@ def decide(
     result: FieldResult,
 ) -> tuple[Verdict, str]:
     if reading.needs_review:
-        return "review", f"{READER_UNSURE} ({reading.confidence:.2f})"
+        return "review", f"reader unsure ({reading.confidence:.2f})"
     if reading.text is None:
         return "blank", reading.status if reading.status != "number" else "blank"
     answer = parse_number(reading.text)
@@ -279,6 +277,5 @@ class _StoredReading:
 
 def _reading_from_result(result: FieldResult) -> ReadingLike:
     """Reconstruct a reading from a stored result (what the reader said, not the verdict)."""
-    unsure = result.verdict == "review" and result.reason.startswith(READER_UNSURE)
     return _StoredReading(result.read, result.reading_status, result.confidence,
-                          [(t or None, p) for t, p in result.alternatives], unsure)
+                          [(t or None, p) for t, p in result.alternatives], result.reader_unsure)

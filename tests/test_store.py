@@ -110,7 +110,8 @@ def graded_page(variant: int, sha: str, *, a: str | None = "3", a_confidence: fl
     b_expected = "6" if a_right or a is None else str(2 * int(a))
     fields = [
         field("q1.a", a, _verdict(a, "3", a_confidence), confidence=a_confidence,
-              points=1.0 if a_right and a_confidence >= 0.5 else 0.0),
+              points=1.0 if a_right and a_confidence >= 0.5 else 0.0,
+              reader_unsure=a_confidence < 0.5),
         field("q1.b", "8", "correct" if b_expected == "8" else "incorrect",
               expected_used=b_expected, carried_forward=not a_right,
               points=1.0 if b_expected == "8" else 0.0,

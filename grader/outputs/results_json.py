@@ -44,6 +44,7 @@ def field_record(f: FieldResult) -> dict[str, Any]:
         "alternatives": [{"read": r, "confidence": round(c, 4)} for r, c in f.alternatives],
         "bbox_mm": list(f.bbox_mm),
         "overridden": f.overridden,
+        "reader_unsure": f.reader_unsure,
         "crop_path": f.crop_path,
     }
 

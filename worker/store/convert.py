@@ -55,6 +55,7 @@ def update_field_row(row: FieldReading, result: FieldResult) -> None:
     row.bbox_mm = [float(v) for v in result.bbox_mm]
     row.crop_path = result.crop_path
     row.overridden = result.overridden
+    row.reader_unsure = result.reader_unsure
 
 
 def field_result(row: FieldReading) -> FieldResult:
@@ -78,6 +79,7 @@ def field_result(row: FieldReading) -> FieldResult:
         bbox_mm=(x, y, w, h),
         crop_path=row.crop_path,
         overridden=row.overridden,
+        reader_unsure=row.reader_unsure,
     )
 
 

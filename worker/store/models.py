@@ -215,6 +215,7 @@ class FieldReading(Base):
     bbox_mm: Mapped[list[float]] = mapped_column(JSON)
     crop_path: Mapped[str | None] = mapped_column(Text)
     overridden: Mapped[bool] = mapped_column(Boolean)
+    reader_unsure: Mapped[bool] = mapped_column(Boolean)
 
     page: Mapped[Page] = relationship(back_populates="fields")
 

@@ -621,7 +621,8 @@ def _teacher_readings(s: Session, page_id: int) -> dict[str, str | None]:
 def _pin(page: PageResult, readings: dict[str, str | None]) -> PageResult:
     """The page with the teacher's readings in place: certain and marked as overridden."""
     fields = [
-        replace(f, read=readings[f.field_id], confidence=1.0, overridden=True)
+        replace(f, read=readings[f.field_id], confidence=1.0, overridden=True,
+                reader_unsure=False)
         if f.field_id in readings else f
         for f in page.fields
     ]
@@ -641,6 +642,7 @@ def _store_regraded(row: Page, result: PageResult,
         convert.update_field_row(f, by_id[f.field_id])
         if f.field_id in readings:
             f.read, f.confidence, f.overridden = readings[f.field_id], 1.0, True
+            f.reader_unsure = False
 
 
 def _changes(before: dict[str, dict[str, Any]], fields: list[FieldReading],

@@ -162,6 +162,7 @@ def _create_field_readings() -> None:
         sa.Column("bbox_mm", sa.JSON(), nullable=False),
         sa.Column("crop_path", sa.Text(), nullable=True),
         sa.Column("overridden", sa.Boolean(), nullable=False),
+        sa.Column("reader_unsure", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["page_id"], ["pages.id"],
             name=op.f("fk_field_readings_page_id_pages"), ondelete="CASCADE",
