@@ -23,7 +23,9 @@ import cv2
 from grader.grade import GradedPage, ReaderLike, grade_page, link_copies, roster_of
 from grader.io import InputFailure, iter_input_files, iter_pages
 from grader.keyindex import KeyIndex
+from grader.outputs import write_all
 from grader.results import ClassResults, PageResult, StudentRef
+from worker.store import Store, open_store
 from worksheets.key import load_key
 from worksheets.spec import load_roster
 
@@ -194,9 +196,6 @@ def grade_batch(
     progress: Callable[[PageDone, GradeSummary], None] | None = None,
 ) -> GradeSummary:
     """Grade every upload, store everything, write the outputs; returns the summary."""
-    from grader.outputs import write_all
-    from worker.store import open_store
-
     started = time.perf_counter()
     key = load_key(request.key_path)
     roster = resolve_roster(request, key)
@@ -231,7 +230,7 @@ def grade_batch(
     return summary
 
 
-def store_original(store: Any, path: Path) -> int:
+def store_original(store: Store, path: Path) -> int:
     """Keep the uploaded file; a path that cannot be read is kept as its name only."""
     try:
         return int(store.store_upload(path, path.name).upload_id)
@@ -253,9 +252,6 @@ def regenerate_outputs(out_dir: Path, worksheet_id: str | None = None,
                        database_url: str | None = None,
                        gradebook_format: str = "default") -> ClassResults:
     """Rewrite every output from the store (after reviews or overrides)."""
-    from grader.outputs import write_all
-    from worker.store import open_store
-
     with open_store(database_url, out_dir) as store:
         if worksheet_id is None:
             worksheet_id = store.list_worksheets()[-1][0]
