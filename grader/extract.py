@@ -28,6 +28,10 @@ PAPER_TARGET = 250.0
 BACKGROUND_KERNEL_MM = 2.1
 LINE_SEARCH_PX = 6
 LINE_MAX_HALF_PX = 6
+# Darkness (grey levels, paper at 250) beyond the printed line's own that marks a pen or
+# pencil stroke lying on the line: well above JPEG and sensor noise in a lit crop.
+EXTRA_INK_LEVEL = 45.0
+LINE_DARKNESS_PERCENTILE = 15.0
 
 
 @dataclass(frozen=True)
@@ -177,8 +181,26 @@ def remove_lines(img: np.ndarray, lines: list[CropLine]) -> np.ndarray:
         t = ((np.arange(c0, c1) - lo) / float(hi - lo))[None, :]
         fill = left[:, None] * (1.0 - t) + right[:, None] * t
         band_view = view[s0:s1, c0:c1]
-        band_view[...] = np.maximum(band_view, fill).astype(np.uint8)
+        cleaned = np.maximum(band_view, fill).astype(np.uint8)
+        own = slice(max(0, round(line.start) - s0), round(line.end) - s0 + 1)
+        band_view[...] = np.where(_ink_on_line(band_view, own), band_view, cleaned)
     return out
+
+
+def _ink_on_line(band: np.ndarray, own: slice) -> np.ndarray:
+    """Pixels of a line's band (rows along the line) darker than the printed line itself.
+
+    A stroke written along a border (the down-stroke of a "1" on the left side, the bar of a
+    "7" on the top) adds its darkness to the line's; interpolating across the band would
+    erase it, so those pixels are kept as they are.  The line's own darkness is its darkest
+    value across the band, row by row (so a line running slightly askew through the band
+    counts the same), taken at a low percentile along the line's own extent (``own``, rows
+    of ``band``): a stroke can cover most of a short border, but not nearly all of it.
+    """
+    dark = PAPER_TARGET - band.astype(np.float32)
+    peaks = dark[own].max(axis=1) if dark[own].size else dark.max(axis=1)
+    typical = float(np.percentile(peaks, LINE_DARKNESS_PERCENTILE))
+    return np.asarray(dark > typical + EXTRA_INK_LEVEL)
 
 
 def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:

@@ -260,6 +260,19 @@ def test_line_removal_keeps_a_stroke_that_crosses_the_border() -> None:
     assert max(along) < 120  # the stroke still crosses where the line was
 
 
+def test_line_removal_keeps_a_stroke_written_along_the_line() -> None:
+    crop = np.full((160, 360), 250, np.uint8)
+    crop[18:22, :] = 150  # a grey printed top line
+    crop[:, 18:22] = 150  # and the left side
+    crop[40:140, 17:23] = 30  # a "1" written down the left side, darker than the line
+    crop[17:23, 200:260] = 30  # the bar of a "7" along the top line
+    lines = [CropLine(False, 19.5, 0.0, 359.0), CropLine(True, 19.5, 0.0, 159.0)]
+    clean = remove_lines(crop, lines)
+    assert clean[50:130, 18:22].max() < 80 and clean[18:22, 210:250].max() < 80
+    assert clean[18:22, 100:180].min() > 200
+    assert clean[150:158, 18:22].min() > 200
+
+
 def simulated(printed, tier: str, seed: int, frame: tuple[int, int] | None) -> tuple:
     index, rasters, _ = printed
     rng = np.random.default_rng(seed)
