@@ -419,7 +419,11 @@ def cross_out(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     box = ink_bbox(ink)
     h, w = ink.shape
     x0, y0, x1, y1 = box if box is not None else (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-    x0, x1 = x0 - rng.uniform(0, 0.15) * w, x1 + rng.uniform(0, 0.15) * w
+    # A strike-through runs past the ends of what it cancels; a line that stops at the
+    # digit's edges is how some people write a 7 or a 4, not a cross-out.
+    reach = y1 - y0
+    x0 = max(0.0, x0 - rng.uniform(0.2, 0.6) * reach)
+    x1 = min(w - 1.0, x1 + rng.uniform(0.2, 0.6) * reach)
     thickness = max(1, round((y1 - y0) * rng.uniform(0.06, 0.14)))
     kind = rng.choice(["lines", "x", "scribble"], p=[0.4, 0.3, 0.3])
     if kind == "lines":
