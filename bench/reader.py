@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import handwriting as hw  # noqa: E402
-from grader.read import Reader, Reading, preprocess  # noqa: E402
+from grader.read import Reader, Reading, clean_ink, frame_ink  # noqa: E402
 from training.synth import FieldSample, Synthesizer  # noqa: E402
 
 BENCH_STREAM = 2  # training uses stream 0 and calibration stream 1
@@ -50,6 +50,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--photo-copies", type=int, default=12, help="copies in the photo tier")
     p.add_argument("--tier", default="phone", help="simulator tier of the photo tier")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--save-misreads",
+        type=Path,
+        default=None,
+        help="write photo-tier crops read wrongly or sent to review here, for inspection",
+    )
     return p.parse_args()
 
 
@@ -130,10 +136,12 @@ def time_reader(reader: Reader, crops: Sequence[np.ndarray]) -> dict[str, float]
     total = time.perf_counter() - t0
     t0 = time.perf_counter()
     for c in crops:
-        preprocess(c)
+        ink = clean_ink(c)
+        for view in reader.views:
+            frame_ink(ink, view)
     pre = time.perf_counter() - t0
     t0 = time.perf_counter()
-    reader.logits(crops)
+    reader.logits(crops, reader.views)
     net = time.perf_counter() - t0 - pre
     n = len(crops)
     return {"total": 1000 * total / n, "preprocess": 1000 * pre / n, "network": 1000 * net / n}
@@ -205,6 +213,8 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
     correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
     conf = np.array([r.confidence for r in readings])
     accepted = conf >= reader.threshold
+    if args.save_misreads:
+        save_misreads(args.save_misreads, crops, expected, readings, reader.threshold)
     return {
         "pages": len(truths),
         "pages_failed": failed_pages,
@@ -214,6 +224,23 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
         "review_share": float(1 - accepted.mean()),
         "accepted_error": float((~correct[accepted]).mean()) if accepted.any() else 0.0,
     }
+
+
+def save_misreads(
+    folder: Path,
+    crops: Sequence[np.ndarray],
+    expected: Sequence[str | None],
+    readings: Sequence[Reading],
+    threshold: float,
+) -> None:
+    """Each crop read wrongly or below the threshold, named by what it holds and what was read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (crop, truth, reading) in enumerate(zip(crops, expected, readings, strict=True)):
+        if reading.text == truth and reading.confidence >= threshold:
+            continue
+        kind = "wrong" if reading.text != truth else "review"
+        name = f"{i:05d}_{kind}_{truth or 'none'}_read_{reading.text or 'none'}"
+        cv2.imwrite(str(folder / f"{name}_{reading.confidence:.3f}.png"), crop)
 
 
 def main() -> int:
@@ -278,6 +305,9 @@ def main() -> int:
         )
 
     n_tess = min(args.tesseract, len(samples))
+    if n_tess == 0:
+        print("\nspeed and Tesseract baseline skipped (--tesseract 0 or no fields)")
+        return write_figures(args, figures)
     subset = crops[:n_tess]
     speed = time_reader(reader, crops[: max(n_tess, 256)])
     t0 = time.perf_counter()
@@ -303,6 +333,10 @@ def main() -> int:
         f"  ratio: {tess_ms / speed['total']:.1f}x faster than Tesseract, "
         f"{(1 - ours_ok) and (1 - tess_ok) / (1 - ours_ok):.1f}x fewer errors"
     )
+    return write_figures(args, figures)
+
+
+def write_figures(args: argparse.Namespace, figures: dict[str, object]) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float) + "\n")
     return 0

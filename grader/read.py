@@ -27,6 +27,9 @@ INPUT_WIDTH = 128
 # Working height for lighting and line clean-up: twice the network's, so that thin printed
 # lines are still lines and not a grey haze when they are found.
 _WORK_HEIGHT = 2 * INPUT_HEIGHT
+# Thickest printed border remnant, as a share of the crop height: 0.5 mm lines, blurred,
+# in a 16 mm crop.  Pen and pencil strokes of digits that size are thicker.
+_LINE_THICKNESS = 0.055
 STATUSES = ("number", "blank", "smudge", "crossed_out")
 CONFIG_VERSION = 1
 
@@ -66,29 +69,33 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 
 def remove_box_lines(ink: np.ndarray) -> np.ndarray:
-    """Erase long straight printed-line remnants near the crop's edges.
+    """Erase long, thin, straight printed-line remnants where the box border can be.
 
-    ``ink`` is ``float32`` ``(H, W)`` in ``0..1``; returns a cleaned copy.  Only runs of ink
-    much longer than a digit stroke (horizontal: over 45 % of the height and 30 % of the width;
-    vertical: over 60 % of the height) lying in the outer bands where the box border was are
-    removed, so digits, minus signs and cross-outs in the middle are left alone.
+    ``ink`` is ``float32`` ``(H, W)`` in ``0..1``; returns a cleaned copy.  A run of ink is
+    taken for the border only when it is about as long as the box's side (horizontal: over
+    45 % of the height and half the width; vertical: over 72 % of the height, where the box
+    is 75 %), lies in the band of the crop where the border sits (the crop has a margin of
+    about 2 mm around a 12 mm box), and is no thicker than a printed line.  Shorter remnants
+    are left to the network, which is trained on them.  A student's "1" or the bar of a "7"
+    written against the border is thicker or shorter, so it stays.
     """
     h, w = ink.shape
     # A low level: after blur a thin printed line is faint, and straightness is the real test.
     mask = (ink > 0.2).astype(np.uint8)
-    long_h = min(w - 1, max(int(0.45 * h), int(0.3 * w)))
-    long_v = min(h - 1, int(0.6 * h))
+    long_h = min(w - 1, max(int(0.45 * h), int(0.5 * w)))
+    long_v = min(h - 1, int(0.72 * h))
+    max_thickness = max(2.0, _LINE_THICKNESS * h)
     lines: np.ndarray = np.zeros_like(mask)
     if long_h >= 3:
         horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_h), np.uint8))
-        band = max(1, int(0.3 * h))
+        band = max(1, int(0.25 * h))
         horiz[band : h - band, :] = 0
-        lines = lines | horiz
+        lines = lines | _thin_runs(horiz, max_thickness, vertical=False)
     if long_v >= 3:
         vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_v, 1), np.uint8))
-        band = max(1, min(int(0.2 * w), int(0.5 * h)))
+        band = max(1, min(int(0.2 * w), int(0.3 * h)))
         vert[:, band : w - band] = 0
-        lines = lines | vert
+        lines = lines | _thin_runs(vert, max_thickness, vertical=True)
     if not lines.any():
         return ink
     # Grow by one pixel to take the anti-aliased fringe of the line with it.
@@ -96,6 +103,16 @@ def remove_box_lines(ink: np.ndarray) -> np.ndarray:
     out = ink.copy()
     out[grown > 0] = 0.0
     return out
+
+
+def _thin_runs(runs: np.ndarray, max_thickness: float, vertical: bool) -> np.ndarray:
+    """The connected runs of ``runs`` (``uint8`` 0/1) no thicker on average than a line."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    keep = np.zeros(n, dtype=bool)
+    for i in range(1, n):
+        length = stats[i, cv2.CC_STAT_HEIGHT] if vertical else stats[i, cv2.CC_STAT_WIDTH]
+        keep[i] = stats[i, cv2.CC_STAT_AREA] / max(1, length) <= max_thickness
+    return keep[labels].astype(np.uint8)
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -122,7 +139,25 @@ def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     return min(xs0), min(ys0), max(xs1), max(ys1)
 
 
-def _reading_window(ink: np.ndarray) -> tuple[int, int, int, int]:
+@dataclass(frozen=True)
+class View:
+    """One way of framing a crop for the network (see :data:`VIEWS`).
+
+    ``pad``: padding around the ink as a share of its height; ``shift``: horizontal offset
+    of the framed ink in the network input, in input pixels.
+    """
+
+    pad: float = 0.12
+    shift: int = 0
+
+
+# The views a field is read through; their readings are averaged (see Reader.read_batch).
+# The first is the framing the model is trained on; the others frame the same ink a little
+# looser and off-centre, so a reading that only holds for one exact framing loses weight.
+VIEWS = (View(), View(pad=0.22, shift=-6), View(pad=0.05, shift=6))
+
+
+def _reading_window(ink: np.ndarray, view: View = VIEWS[0]) -> tuple[int, int, int, int]:
     """The part of the crop the network looks at: the ink with padding, never too small.
 
     Cropping to the ink makes digits a similar size whatever the box's margin, while the
@@ -135,7 +170,7 @@ def _reading_window(ink: np.ndarray) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
     band = max(y1 - y0, int(0.45 * h))
     cy = (y0 + y1) / 2
-    pad = 0.12 * band
+    pad = view.pad * band
     top = int(max(0, math.floor(cy - band / 2 - pad)))
     bottom = int(min(h, math.ceil(cy + band / 2 + pad)))
     left = int(max(0, math.floor(x0 - 0.2 * band)))
@@ -147,29 +182,43 @@ def _reading_window(ink: np.ndarray) -> tuple[int, int, int, int]:
     return left, top, right, bottom
 
 
-def preprocess(image: np.ndarray) -> np.ndarray:
-    """One field crop to the network's input: ``float32`` ``(INPUT_HEIGHT, INPUT_WIDTH)``.
-
-    Steps: grayscale; resize to a working height; lighting normalised to ink in ``0..1``;
-    box-line remnants erased; cut to the ink (with padding); resized to the input height,
-    keeping the aspect ratio (squeezed only when wider than the input); centred on zeros.
-    """
+def clean_ink(image: np.ndarray) -> np.ndarray:
+    """A crop as ink at the working height: lighting normalised, box-line remnants erased."""
     gray = to_gray(image)
     h, w = gray.shape
     scale = _WORK_HEIGHT / h
     work_w = max(4, round(w * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     gray = cv2.resize(gray, (work_w, _WORK_HEIGHT), interpolation=interp)
-    ink = remove_box_lines(ink_map(gray))
-    x0, y0, x1, y1 = _reading_window(ink)
+    return remove_box_lines(ink_map(gray))
+
+
+def frame_ink(ink: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:
+    """Cleaned ink (see :func:`clean_ink`) framed for the network: ``(INPUT_HEIGHT, INPUT_WIDTH)``.
+
+    Cut to the ink with padding, resized to the input height keeping the aspect ratio
+    (squeezed only when wider than the input), placed near the centre on zeros.
+    """
+    x0, y0, x1, y1 = _reading_window(ink, view)
     window = ink[y0:y1, x0:x1]
     wh, ww = window.shape
     out_w = min(INPUT_WIDTH, max(1, round(ww * INPUT_HEIGHT / wh)))
     small = cv2.resize(window, (out_w, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
     out = np.zeros((INPUT_HEIGHT, INPUT_WIDTH), dtype=np.float32)
-    left = (INPUT_WIDTH - out_w) // 2
+    slack = INPUT_WIDTH - out_w
+    left = min(slack, max(0, slack // 2 + view.shift))
     out[:, left : left + out_w] = small
     return out
+
+
+def preprocess(image: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:
+    """One field crop to the network's input: ``float32`` ``(INPUT_HEIGHT, INPUT_WIDTH)``.
+
+    Steps: grayscale; resize to a working height; lighting normalised to ink in ``0..1``;
+    box-line remnants erased; cut to the ink (with padding); resized to the input height,
+    keeping the aspect ratio (squeezed only when wider than the input); centred on zeros.
+    """
+    return frame_ink(clean_ink(image), view)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,6 +317,38 @@ def decide(
     The probability of each value is the status head's probability of "number" times the
     CTC probability of the text; "no answer" gathers the other statuses plus an empty CTC read.
     """
+    scored, p_status = value_distribution(
+        ctc_logits, status_logits, alphabet, ctc_temperature, status_temperature
+    )
+    return reading_from([scored], [p_status], threshold, top_k)
+
+
+def decide_views(
+    ctc_logits: np.ndarray,
+    status_logits: np.ndarray,
+    alphabet: str,
+    ctc_temperature: float = 1.0,
+    status_temperature: float = 1.0,
+    threshold: float = 0.5,
+) -> Reading:
+    """One field's reading from the logits of each of its views: ``(V, T, C)`` and ``(V, 4)``."""
+    parts = [
+        value_distribution(
+            ctc_logits[v], status_logits[v], alphabet, ctc_temperature, status_temperature
+        )
+        for v in range(len(ctc_logits))
+    ]
+    return reading_from([p[0] for p in parts], [p[1] for p in parts], threshold)
+
+
+def value_distribution(
+    ctc_logits: np.ndarray,
+    status_logits: np.ndarray,
+    alphabet: str,
+    ctc_temperature: float = 1.0,
+    status_temperature: float = 1.0,
+) -> tuple[dict[str | None, float], np.ndarray]:
+    """Probability of each value one view gives (None: no answer), and the status posterior."""
     p_status = softmax(status_logits, status_temperature)
     candidates = ctc_beam_search(softmax(ctc_logits, ctc_temperature), alphabet)
     p_number = float(p_status[0])
@@ -275,9 +356,28 @@ def decide(
     for text, p in candidates:
         key = text if text else None
         scored[key] = scored.get(key, 0.0) + p_number * float(p)
-    ranked = sorted(scored.items(), key=lambda kv: -kv[1])
+    return scored, p_status
+
+
+def reading_from(
+    distributions: Sequence[dict[str | None, float]],
+    statuses: Sequence[np.ndarray],
+    threshold: float = 0.5,
+    top_k: int = 3,
+) -> Reading:
+    """The reading from one or more views' value distributions, averaged.
+
+    A value missing from a view's candidates counts as probability 0 there, so views that
+    disagree lower the confidence of each of their readings.
+    """
+    averaged: dict[str | None, float] = {}
+    for scored in distributions:
+        for value, p in scored.items():
+            averaged[value] = averaged.get(value, 0.0) + p / len(distributions)
+    ranked = sorted(averaged.items(), key=lambda kv: -kv[1])
     best, confidence = ranked[0]
     confidence = min(1.0, float(confidence))
+    p_status = np.mean(statuses, axis=0)
     status = STATUSES[1 + int(np.argmax(p_status[1:]))] if best is None else "number"
     alternatives = [(t, round(min(1.0, float(p)), 6)) for t, p in ranked[1 : 1 + top_k]]
     return Reading(
@@ -348,6 +448,9 @@ class Reader:
         self.mean = float(self.config["normalisation"]["mean"])
         self.std = float(self.config["normalisation"]["std"])
         self.batch_size = int(self.config["input"].get("batch_size", 64))
+        # How many of VIEWS the threshold was calibrated for; reading through fewer or more
+        # would change what a confidence means.
+        self.views = VIEWS[: int(calibration.get("views", 1))]
         self._session = self._open(directory / "reader.onnx", threads)
 
     def _open(self, path: Path, threads: int) -> Any:
@@ -377,10 +480,17 @@ class Reader:
             )
         return session
 
-    def logits(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Network outputs for crops: ``(N, T, C)`` CTC logits and ``(N, 4)`` status logits."""
-        batch = np.stack([preprocess(c) for c in crops])[:, None, :, :]
-        batch = (batch - self.mean) / self.std
+    def logits(
+        self, crops: Sequence[np.ndarray], views: Sequence[View] = VIEWS[:1]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs per view: ``(V, N, T, C)`` CTC and ``(V, N, 4)`` status logits."""
+        inks = [clean_ink(c) for c in crops]
+        framed = np.stack([frame_ink(ink, view) for view in views for ink in inks])
+        ctc, status = self._run((framed[:, None, :, :] - self.mean) / self.std)
+        n = len(crops)
+        return ctc.reshape(len(views), n, *ctc.shape[1:]), status.reshape(len(views), n, -1)
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ctc_parts, status_parts = [], []
         for start in range(0, len(batch), self.batch_size):
             part = batch[start : start + self.batch_size].astype(np.float32)
@@ -393,18 +503,14 @@ class Reader:
         """Read field crops (each ``uint8`` ``(H, W)`` grayscale; see :func:`to_gray`)."""
         if len(crops) == 0:
             return []
-        ctc, status = self.logits(crops)
-        return [
-            decide(
-                ctc[i],
-                status[i],
-                self.alphabet,
-                self.ctc_temperature,
-                self.status_temperature,
-                self.threshold,
-            )
-            for i in range(len(crops))
-        ]
+        ctc, status = self.logits(crops, self.views)
+        return [self._decide(ctc[:, i], status[:, i]) for i in range(len(crops))]
+
+    def _decide(self, ctc: np.ndarray, status: np.ndarray) -> Reading:
+        return decide_views(
+            ctc, status, self.alphabet, self.ctc_temperature, self.status_temperature,
+            self.threshold,
+        )
 
     def read(self, crop: np.ndarray) -> Reading:
         """Read one field crop."""

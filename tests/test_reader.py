@@ -143,6 +143,53 @@ def test_decide_no_answer_statuses() -> None:
     assert 0.99 <= number.confidence <= 1.0
 
 
+def test_views_that_disagree_lower_the_confidence() -> None:
+    sure_7 = np.log(one_hot_frames("7"))
+    sure_1 = np.log(one_hot_frames("1"))
+    number = np.array([6.0, 0.0, 0.0, 0.0])
+    agree = rd.decide_views(np.stack([sure_7, sure_7]), np.stack([number, number]), hw.ALPHABET)
+    assert agree.text == "7" and agree.confidence > 0.99
+    split = rd.decide_views(
+        np.stack([sure_7, sure_7, sure_1]), np.stack([number] * 3), hw.ALPHABET, threshold=0.9
+    )
+    assert split.text == "7" and split.needs_review
+    assert split.confidence == pytest.approx(2 / 3, abs=0.01)
+    assert split.alternatives[0] == ("1", pytest.approx(1 / 3, abs=0.01))
+
+
+def test_every_view_frames_the_ink_inside_the_input() -> None:
+    crop = np.full((160, 360), 235, np.uint8)
+    cv2.putText(crop, "-120.5", (25, 115), 0, 2.6, 40, 7)
+    ink = rd.clean_ink(crop)
+    for view in rd.VIEWS:
+        x = rd.frame_ink(ink, view)
+        assert x.shape == (rd.INPUT_HEIGHT, rd.INPUT_WIDTH)
+        inked = np.nonzero(x.max(axis=0) > 0.3)[0]
+        assert inked.min() > 0 and inked.max() < rd.INPUT_WIDTH - 1  # padded, nothing cut off
+        assert inked.max() - inked.min() > 0.5 * rd.INPUT_WIDTH
+    one = np.full((160, 160), 235, np.uint8)
+    cv2.line(one, (80, 40), (80, 120), 40, 6)
+    ink = rd.clean_ink(one)
+    columns = [np.nonzero(rd.frame_ink(ink, v).max(axis=0) > 0.5)[0] for v in rd.VIEWS]
+    assert len({int(c.mean()) for c in columns}) == len(rd.VIEWS)  # each view places it apart
+
+
+def test_reader_reads_through_the_views_its_threshold_was_set_for(
+    tmp_path: Path, reader: rd.Reader
+) -> None:
+    config = json.loads((rd.MODEL_DIR / "reader.json").read_text())
+    assert len(reader.views) == config["calibration"].get("views", 1)
+    shutil.copy(rd.MODEL_DIR / "reader.onnx", tmp_path / "reader.onnx")
+    config["calibration"]["views"] = 1
+    (tmp_path / "reader.json").write_text(json.dumps(config))
+    single = rd.Reader(tmp_path)
+    assert single.views == rd.VIEWS[:1]
+    crop = np.full((160, 360), 235, np.uint8)
+    cv2.putText(crop, "42", (120, 120), 0, 3, 40, 8)
+    ctc, status = single.logits([crop, crop], rd.VIEWS)
+    assert ctc.shape[:2] == (len(rd.VIEWS), 2) and status.shape == (len(rd.VIEWS), 2, 4)
+
+
 # --- the packaged model on synthetic crops ---------------------------------------------------
 
 

@@ -41,7 +41,15 @@ STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test spl
 class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
     """Field ``i`` of a stream: preprocessed input ``(32, 128)`` float32, status index, text."""
 
-    def __init__(self, data_dir: Path | None, split: str, seed: int, stream: int, **kw: Any):
+    def __init__(
+        self,
+        data_dir: Path | None,
+        split: str,
+        seed: int,
+        stream: int,
+        views: int = 1,
+        **kw: Any,
+    ):
         self.data_dir, self.split, self.seed, self.stream, self.kw = (
             data_dir,
             split,
@@ -49,6 +57,7 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
             stream,
             kw,
         )
+        self.views = views  # above 1, input is (views, 32, 128): the reader's views of it
         self._synth: Synthesizer | None = None
 
     def __len__(self) -> int:
@@ -59,7 +68,11 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
             self._synth = make_synthesizer(self.data_dir, self.split, **self.kw)
         rng = np.random.default_rng([self.seed, self.stream, index])
         sample = self._synth.sample(rng)
-        x = (rd.preprocess(sample.image) - MEAN) / STD
+        if self.views == 1:
+            x = (rd.preprocess(sample.image) - MEAN) / STD
+        else:
+            ink = rd.clean_ink(sample.image)
+            x = (np.stack([rd.frame_ink(ink, v) for v in rd.VIEWS[: self.views]]) - MEAN) / STD
         return x.astype(np.float32), rd.STATUSES.index(sample.status), sample.text
 
 
@@ -260,6 +273,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="data synthesis processes")
     p.add_argument("--val-fields", type=int, default=6000)
     p.add_argument("--target-error", type=float, default=1 / 500)
+    p.add_argument(
+        "--views",
+        type=int,
+        default=len(rd.VIEWS),
+        choices=range(1, len(rd.VIEWS) + 1),
+        help="views of each field the reader averages (calibrated for that many)",
+    )
     p.add_argument("--checkpoint", type=Path, default=Path("build/reader.pt"))
     p.add_argument("--export-only", action="store_true", help="calibrate and export a checkpoint")
     return p.parse_args(argv)
@@ -326,24 +346,35 @@ def save_checkpoint(path: Path, model: nn.Module, step: int) -> None:
 def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> None:
     """Calibrate on val, choose the threshold, export ONNX and write reader.json."""
     val = fixed_set(
-        SynthFields(args.data_dir, "val", args.seed, STREAM_VAL, stroke_share=0.0),
+        SynthFields(
+            args.data_dir, "val", args.seed, STREAM_VAL, views=args.views, stroke_share=0.0
+        ),
         args.val_fields,
         args.workers,
     )
-    ctc, status = predict(model, val["x"])
+    x = val["x"] if args.views > 1 else val["x"][:, :, None]  # (N, 1, V, H, W)
+    per_view = [predict(model, x[:, :, v]) for v in range(args.views)]
+    ctc, status = per_view[0]
     expected = truth(val)
     raw_acc = field_accuracy(ctc, status, expected)
     t_ctc, t_status = calibrate(ctc, status, val)
-    readings = [rd.decide(ctc[i], status[i], hw.ALPHABET, t_ctc, t_status) for i in range(len(ctc))]
+    all_ctc = np.stack([pv[0] for pv in per_view], axis=1)  # (N, V, T, C)
+    all_status = np.stack([pv[1] for pv in per_view], axis=1)
+    readings = [
+        rd.decide_views(all_ctc[i], all_status[i], hw.ALPHABET, t_ctc, t_status)
+        for i in range(len(ctc))
+    ]
     confidence = np.array([r.confidence for r in readings])
     correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
     curve = review_curve(confidence, correct)
     threshold = choose_threshold(curve, args.target_error)
     at = next(r for r in curve if r["threshold"] >= threshold)
     LOG.info(
-        "val field accuracy %.4f; T_ctc %.2f T_status %.2f; threshold %.4f: review %.4f, "
-        "accepted error %.5f",
+        "val field accuracy %.4f (one view), %.4f (%d views); T_ctc %.2f T_status %.2f; "
+        "threshold %.4f: review %.4f, accepted error %.5f",
         raw_acc,
+        float(correct.mean()),
+        args.views,
         t_ctc,
         t_status,
         threshold,
@@ -370,11 +401,13 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
             "status_temperature": round(t_status, 4),
             "threshold": threshold,
             "target_accepted_error": args.target_error,
+            "views": args.views,
             "split": "val",
             "fields": len(expected),
         },
         "validation": {
-            "field_accuracy": raw_acc,
+            "field_accuracy_one_view": raw_acc,
+            "field_accuracy": float(correct.mean()),
             "review_share": at["review_share"],
             "accepted_error": at["accepted_error"],
         },
