@@ -385,8 +385,20 @@ def reading_from(
         status=status,
         confidence=confidence,
         alternatives=alternatives,
-        needs_review=confidence < threshold,
+        needs_review=confidence < threshold or unusual_spelling(best),
     )
+
+
+def unusual_spelling(text: str | None) -> bool:
+    """A zero followed by more digits before any point ("022", "-07").
+
+    Students do not write numbers that way; when the reader sees one, the usual cause is a
+    decimal point it missed ("0.22"), so such a reading is never trusted on its own.
+    """
+    if text is None:
+        return False
+    body = text.lstrip("-")
+    return len(body) > 1 and body[0] == "0" and body[1].isdigit()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -157,6 +157,16 @@ def test_views_that_disagree_lower_the_confidence() -> None:
     assert split.alternatives[0] == ("1", pytest.approx(1 / 3, abs=0.01))
 
 
+def test_a_leading_zero_reading_is_never_trusted() -> None:
+    number = np.array([6.0, 0.0, 0.0, 0.0])
+    missed_point = rd.decide(np.log(one_hot_frames("022")), number, hw.ALPHABET, threshold=0.5)
+    assert missed_point.text == "022" and missed_point.confidence > 0.99
+    assert missed_point.needs_review
+    for text in ("0.22", "0", "-0.5", "20", "105"):
+        assert not rd.unusual_spelling(text), text
+    assert rd.unusual_spelling("-07") and not rd.unusual_spelling(None)
+
+
 def test_every_view_frames_the_ink_inside_the_input() -> None:
     crop = np.full((160, 360), 235, np.uint8)
     cv2.putText(crop, "-120.5", (25, 115), 0, 2.6, 40, 7)
