@@ -56,11 +56,12 @@ def decode_floor(photos: Path) -> float:
     return time.perf_counter() - start
 
 
-def agreement(results_json: Path, truths: list) -> Counter[str]:
-    """Compare each field's verdict with the truth's."""
+def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]]:
+    """Compare each field's verdict with the truth's; also describe each wrong auto-verdict."""
     results = json.loads(results_json.read_text())
     truth_by_page = {(t.variant, t.page_number): t for t in truths}
     tally: Counter[str] = Counter()
+    wrong: list[str] = []
     for page in results["pages"]:
         if page["status"] != "graded":
             tally["page_errors"] += 1
@@ -74,7 +75,13 @@ def agreement(results_json: Path, truths: list) -> Counter[str]:
                 tally["auto_right"] += 1
             else:
                 tally["auto_wrong"] += 1
-    return tally
+                wrong.append(
+                    f"V{page['variant']} p{page['page_number']} {field['id']}: written "
+                    f"{truth.written.get(field['id'])!r}, read {field.get('read')!r} "
+                    f"(confidence {field.get('confidence')}), verdict {field['verdict']}, "
+                    f"truth {truth.verdicts[field['id']]}"
+                )
+    return tally, wrong
 
 
 def run(key: Path, photos: Path, out: Path, jobs: int) -> tuple[float, int]:
@@ -107,7 +114,7 @@ def main() -> None:
         floor = decode_floor(photos)
         one_s, pages = run(key, photos, folder / "one", 1)
         all_s, _ = run(key, photos, folder / "all", cores)
-        tally = agreement(folder / "one" / "results.json", truths)
+        tally, wrong = agreement(folder / "one" / "results.json", truths)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"pages: {pages}   cores: {cores}")
@@ -122,6 +129,8 @@ def main() -> None:
     print(f"fields: {fields}; auto-decided: {auto}, of which wrong: {tally['auto_wrong']}; "
           f"sent to review: {tally['review']} ({100 * tally['review'] / max(fields, 1):.1f}%); "
           f"pages not graded: {tally['page_errors']}")
+    for line in wrong:
+        print(f"  wrong auto-verdict: {line}")
     print(f"peak memory: main process {peak_mb:.0f} MB, largest worker {children_mb:.0f} MB")
 
 
