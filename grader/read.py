@@ -90,12 +90,12 @@ def remove_box_lines(ink: np.ndarray) -> np.ndarray:
         horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_h), np.uint8))
         band = max(1, int(0.25 * h))
         horiz[band : h - band, :] = 0
-        lines = lines | _thin_runs(horiz, max_thickness, vertical=False)
+        lines = lines | _thin_runs(horiz, mask, max_thickness, vertical=False)
     if long_v >= 3:
         vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_v, 1), np.uint8))
         band = max(1, min(int(0.2 * w), int(0.3 * h)))
         vert[:, band : w - band] = 0
-        lines = lines | _thin_runs(vert, max_thickness, vertical=True)
+        lines = lines | _thin_runs(vert, mask, max_thickness, vertical=True)
     if not lines.any():
         return ink
     # Grow by one pixel to take the anti-aliased fringe of the line with it.
@@ -105,13 +105,26 @@ def remove_box_lines(ink: np.ndarray) -> np.ndarray:
     return out
 
 
-def _thin_runs(runs: np.ndarray, max_thickness: float, vertical: bool) -> np.ndarray:
-    """The connected runs of ``runs`` (``uint8`` 0/1) no thicker on average than a line."""
+def _thin_runs(
+    runs: np.ndarray, mask: np.ndarray, max_thickness: float, vertical: bool
+) -> np.ndarray:
+    """The connected runs of ``runs`` (``uint8`` 0/1) whose ink is no thicker than a line.
+
+    Thickness is measured on the ink ``mask`` itself next to the run, not on the run: a
+    slanted, thick "1" still holds a thin perfectly vertical run, but not a thin stroke.
+    """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     keep = np.zeros(n, dtype=bool)
+    reach = max(1, int(round(max_thickness)))
     for i in range(1, n):
-        length = stats[i, cv2.CC_STAT_HEIGHT] if vertical else stats[i, cv2.CC_STAT_WIDTH]
-        keep[i] = stats[i, cv2.CC_STAT_AREA] / max(1, length) <= max_thickness
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        if vertical:
+            near = mask[y : y + h, max(0, x - reach) : x + w + reach]
+            length = h
+        else:
+            near = mask[max(0, y - reach) : y + h + reach, x : x + w]
+            length = w
+        keep[i] = float(near.sum()) / max(1, length) <= max_thickness
     return keep[labels].astype(np.uint8)
 
 

@@ -188,7 +188,7 @@ def _photograph(
     if clean:
         return _remove_lines(page, lines, rng, keep=0.0)
     img = _camera(page.astype(np.float32), rng, ppm)
-    return _remove_lines(img, lines, rng, keep=float(rng.uniform(0.0, 0.35)))
+    return _remove_lines(img, lines, rng, keep=float(rng.uniform(0.0, 0.2)))
 
 
 def _box_lines(
