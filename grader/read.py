@@ -115,7 +115,7 @@ def _thin_runs(
     """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     keep = np.zeros(n, dtype=bool)
-    reach = max(1, int(round(max_thickness)))
+    reach = max(1, round(max_thickness))
     for i in range(1, n):
         x, y, w, h = (int(v) for v in stats[i, :4])
         if vertical:
@@ -304,8 +304,9 @@ class Reading:
     ``text`` is the number as written (``"-12"``, ``"3.5"``) or None when there is no answer
     (``status`` ``"blank"``, ``"smudge"`` or ``"crossed_out"``).  ``confidence`` (0..1) is the
     calibrated probability that ``text`` is right; ``alternatives`` are the next-best readings
-    as ``(text or None, probability)``; ``needs_review`` is ``confidence`` below the model's
-    threshold.
+    as ``(text or None, probability)``; ``needs_review``: ``confidence`` is below the model's
+    threshold, or the text is spelled as no student writes a number (see
+    :func:`unusual_spelling`).
     """
 
     text: str | None
@@ -330,10 +331,10 @@ def decide(
     The probability of each value is the status head's probability of "number" times the
     CTC probability of the text; "no answer" gathers the other statuses plus an empty CTC read.
     """
-    scored, p_status = value_distribution(
-        ctc_logits, status_logits, alphabet, ctc_temperature, status_temperature
+    return decide_views(
+        ctc_logits[None], status_logits[None], alphabet, ctc_temperature, status_temperature,
+        threshold, top_k,
     )
-    return reading_from([scored], [p_status], threshold, top_k)
 
 
 def decide_views(
@@ -343,6 +344,7 @@ def decide_views(
     ctc_temperature: float = 1.0,
     status_temperature: float = 1.0,
     threshold: float = 0.5,
+    top_k: int = 3,
 ) -> Reading:
     """One field's reading from the logits of each of its views: ``(V, T, C)`` and ``(V, 4)``."""
     parts = [
@@ -351,7 +353,7 @@ def decide_views(
         )
         for v in range(len(ctc_logits))
     ]
-    return reading_from([p[0] for p in parts], [p[1] for p in parts], threshold)
+    return reading_from([p[0] for p in parts], [p[1] for p in parts], threshold, top_k)
 
 
 def value_distribution(
