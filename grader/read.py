@@ -389,7 +389,7 @@ def reading_from(
     for scored in distributions:
         for value, p in scored.items():
             averaged[value] = averaged.get(value, 0.0) + p / len(distributions)
-    ranked = sorted(averaged.items(), key=lambda kv: -kv[1])
+    ranked = _without_unusual_spellings(sorted(averaged.items(), key=lambda kv: -kv[1]))
     best, confidence = ranked[0]
     confidence = min(1.0, float(confidence))
     p_status = np.mean(statuses, axis=0)
@@ -402,6 +402,24 @@ def reading_from(
         alternatives=alternatives,
         needs_review=confidence < threshold or unusual_spelling(best),
     )
+
+
+def _without_unusual_spellings(
+    ranked: list[tuple[str | None, float]],
+) -> list[tuple[str | None, float]]:
+    """Drop alternatives no student writes (see :func:`unusual_spelling`) and rescale the rest.
+
+    The model never saw such spellings in training; the probability it gives them is that of
+    a decimal point it did not see, not of a number a student wrote, so the plausible readings
+    share it.  When the best reading itself is unusual, nothing is changed: it goes to review.
+    """
+    if unusual_spelling(ranked[0][0]):
+        return ranked
+    unusual = sum(p for value, p in ranked if unusual_spelling(value))
+    if unusual <= 0.0:
+        return ranked
+    scale = 1.0 / (1.0 - min(unusual, 0.5))
+    return [(value, p * scale) for value, p in ranked if not unusual_spelling(value)]
 
 
 def unusual_spelling(text: str | None) -> bool:

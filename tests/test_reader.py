@@ -167,6 +167,15 @@ def test_a_leading_zero_reading_is_never_trusted() -> None:
     assert rd.unusual_spelling("-07") and not rd.unusual_spelling(None)
 
 
+def test_unusual_alternatives_give_their_share_to_the_plausible_readings() -> None:
+    status = np.array([1.0, 0.0, 0.0, 0.0])
+    reading = rd.reading_from([{"0.24": 0.9, "024": 0.08, "0.26": 0.02}], [status])
+    assert reading.text == "0.24" and reading.confidence == pytest.approx(0.9 / 0.92)
+    assert [t for t, _ in reading.alternatives] == ["0.26"]
+    unusual_best = rd.reading_from([{"024": 0.9, "0.24": 0.1}], [status], threshold=0.5)
+    assert unusual_best.text == "024" and unusual_best.needs_review
+
+
 def test_every_view_frames_the_ink_inside_the_input() -> None:
     crop = np.full((160, 360), 235, np.uint8)
     cv2.putText(crop, "-120.5", (25, 115), 0, 2.6, 40, 7)
