@@ -8,8 +8,9 @@ Rules, in order, for one field:
 4. With carry-forward on, the expected value is recomputed by the family's reference solver from
    the student's own earlier answers; a match there is ``correct`` with follow-through credit.
 5. It would be ``incorrect``, but the value it should have been is among the reader's
-   alternatives with probability >= 1/500: ``review`` (a misread must never become a silent
-   wrong grade).
+   alternatives with probability >= 1/500, or differs from the reading only by the decimal
+   point (the mark the reader most often misses): ``review`` (a misread must never become a
+   silent wrong grade).
 6. Otherwise ``incorrect``, with a mistake tag when the error has a recognisable shape.
 
 A field whose carried-forward expectation rests on an earlier reading still in review is itself
@@ -84,6 +85,20 @@ def accepts(field: Mapping[str, Any], answer: Decimal, expected: float) -> bool:
 def _adjacent_swaps(digits: str) -> set[str]:
     return {digits[:i] + digits[i + 1] + digits[i] + digits[i + 2:]
             for i in range(len(digits) - 1) if digits[i] != digits[i + 1]}
+
+
+def only_the_point_differs(read: str, expected: str) -> bool:
+    """Whether two spellings hold the same sign and digits, the point missing or moved.
+
+    The decimal point is the smallest mark a student writes and the one the reader most
+    often misses or imagines ("174" for "1.74"), so such an answer is never marked wrong
+    without a look.
+    """
+    def digits(text: str) -> tuple[bool, str]:
+        body = text.lstrip("+")
+        return body.startswith("-"), body.lstrip("-").replace(".", "").lstrip("0")
+
+    return read != expected and digits(read) == digits(expected) and digits(read)[1] != ""
 
 
 def mistake_tag(answer: Decimal, expected: float, decimals: int) -> str | None:
@@ -213,6 +228,9 @@ def decide(
     if acceptable and sum(p for _, p in acceptable) >= PLAUSIBLE_ALTERNATIVE:
         text, probability = max(acceptable, key=lambda pair: pair[1])
         return "review", f"could also be read as '{text}' ({probability:.3f})"
+    spelled = format_number(target, int(field["decimals"]))
+    if only_the_point_differs(reading.text, spelled):
+        return "review", f"only the decimal point differs from '{spelled}'"
     result.mistake = mistake_tag(answer, target, int(field["decimals"]))
     return "incorrect", ""
 

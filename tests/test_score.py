@@ -13,6 +13,7 @@ from grader.score import (
     PageContext,
     TeacherReading,
     mistake_tag,
+    only_the_point_differs,
     parse_number,
     regrade_page,
     score_page,
@@ -122,6 +123,25 @@ def test_wrong_reading_with_the_answer_among_alternatives_goes_to_review(key) ->
     assert result.verdict == "review" and "could also be read" in result.reason
     readings[field["id"]] = reading(wrong, 0.999, [(field["expected"], 0.0005)])
     assert score_page(context, readings)[0].verdict == "incorrect"
+
+
+def test_a_reading_that_misses_only_the_point_goes_to_review(key) -> None:
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    field = next(f for f in page["fields"] if "." in f["expected"].lstrip("-0."))
+    without_point = field["expected"].replace(".", "")
+    readings[field["id"]] = reading(without_point, 0.999)
+    result = next(r for r in score_page(context, readings) if r.field_id == field["id"])
+    assert result.verdict == "review" and "decimal point" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("read", "expected", "differs"),
+    [("174", "1.74", True), ("17.4", "1.74", True), ("26", "0.26", True), ("-15", "-1.5", True),
+     ("1.74", "1.74", False), ("15", "-1.5", False), ("175", "1.74", False), ("0", "0.0", False)],
+)
+def test_only_the_point_differs(read: str, expected: str, differs: bool) -> None:
+    assert only_the_point_differs(read, expected) is differs
 
 
 def test_blank_and_crossed_out_score_zero(key) -> None:
