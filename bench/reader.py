@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--digits", type=int, default=10000, help="MNIST test digits (max 10000)")
     p.add_argument("--fields", type=int, default=3000, help="synthetic held-out fields")
     p.add_argument("--tesseract", type=int, default=400, help="fields also read by Tesseract")
-    p.add_argument("--photo-copies", type=int, default=12, help="copies in the photo tier")
+    p.add_argument("--photo-copies", type=int, default=40, help="copies in the photo tier")
     p.add_argument("--tier", default="phone", help="simulator tier of the photo tier")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument(
