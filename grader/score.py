@@ -203,7 +203,9 @@ def decide(
     result: FieldResult,
 ) -> tuple[Verdict, str]:
     if reading.needs_review:
-        return "review", f"reader unsure ({reading.confidence:.2f})"
+        # Readings doubted for the whole page (a blurred photo) carry their own reason.
+        reason = getattr(reading, "review_reason", "")
+        return "review", reason or f"reader unsure ({reading.confidence:.2f})"
     if reading.text is None:
         return "blank", reading.status if reading.status != "number" else "blank"
     answer = parse_number(reading.text)

@@ -34,8 +34,10 @@ from grader.errors import (
     UnknownWorksheet,
 )
 from grader.extract import CropLine, crop_size, crop_to_photo, remove_lines
+from grader.grade import READABLE_EDGE_MM, read_all
 from grader.keyindex import KeyIndex, KeyPage
 from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
+from grader.read import Reader
 from tests.print_support import rasterize
 from worksheets.errors import KeyFileError
 from worksheets.publish import publish
@@ -245,6 +247,21 @@ def test_empty_box_crop_is_blank_after_line_removal(printed) -> None:
         inside = crop[12:-12, 12:-12]  # the label above the box sits in the top margin
         assert np.percentile(inside, 0.5) > 200, "box lines left in an empty box"
         assert np.median(crop) >= 240
+
+
+def test_every_field_of_a_blurred_photo_goes_to_review(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 3.0)
+    aligned = align_page(image, index)
+    sharp = read_all(aligned, Reader())
+    assert not all(r.needs_review for r in sharp.values())
+    blurred = dataclasses.replace(
+        aligned, quality=dataclasses.replace(aligned.quality, edge_mm=READABLE_EDGE_MM + 0.3)
+    )
+    doubted = read_all(blurred, Reader())
+    assert doubted.keys() == sharp.keys()
+    assert all(r.needs_review and "too blurred" in r.review_reason for r in doubted.values())
+    assert [r.text for r in doubted.values()] == [r.text for r in sharp.values()]
 
 
 def test_line_removal_keeps_a_stroke_that_crosses_the_border() -> None:
