@@ -18,7 +18,7 @@ from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.pipeline import AlignedPage, AlignOptions, align_page
 from grader.results import PageResult, StudentRef
-from grader.score import PageContext, ReadingLike, score_page
+from grader.score import KeptReading, PageContext, ReadingLike, score_page
 
 # Beyond this blur (10-90 % rise of the markers' edges) the reader misreads faint, spread
 # strokes with high confidence (simulated pages: no confident misreads at up to 0.8 mm on the
@@ -83,25 +83,9 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
     if edge_mm > READABLE_EDGE_MM:
         why = (f"photo too blurred to read safely (edges spread over {edge_mm:.1f} mm); "
                "check the box or photograph the page again in focus")
-        readings = [DoubtedReading.of(r, why) for r in readings]
+        readings = [KeptReading(r.text, r.status, r.confidence, list(r.alternatives), True, why)
+                    for r in readings]
     return dict(zip(ids, readings, strict=True))
-
-
-@dataclass(frozen=True)
-class DoubtedReading:
-    """A reading shown to the teacher but never trusted on its own (see READABLE_EDGE_MM)."""
-
-    text: str | None
-    status: str
-    confidence: float
-    alternatives: Sequence[tuple[str | None, float]]
-    review_reason: str
-    needs_review: bool = True
-
-    @classmethod
-    def of(cls, reading: ReadingLike, reason: str) -> DoubtedReading:
-        return cls(reading.text, reading.status, reading.confidence,
-                   list(reading.alternatives), reason)
 
 
 def page_result(

@@ -287,15 +287,22 @@ def regrade_page(
 
 
 @dataclass(frozen=True)
-class _StoredReading:
+class KeptReading:
+    """A reading held apart from the reader: stored with a result, or doubted for its page.
+
+    ``review_reason``, when set, is why it is in review, in place of "reader unsure".
+    """
+
     text: str | None
     status: str
     confidence: float
     alternatives: Sequence[tuple[str | None, float]]
     needs_review: bool
+    review_reason: str = ""
 
 
 def _reading_from_result(result: FieldResult) -> ReadingLike:
     """Reconstruct a reading from a stored result (what the reader said, not the verdict)."""
-    return _StoredReading(result.read, result.reading_status, result.confidence,
-                          [(t or None, p) for t, p in result.alternatives], result.reader_unsure)
+    return KeptReading(result.read, result.reading_status, result.confidence,
+                       [(t or None, p) for t, p in result.alternatives], result.reader_unsure,
+                       result.reason if result.reader_unsure else "")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from grader.score import (
+    KeptReading,
     PageContext,
     TeacherReading,
     mistake_tag,
@@ -221,3 +222,15 @@ def test_regrading_keeps_unsure_readings_in_review(key) -> None:
     stored = score_page(context, readings)
     again = {r.field_id: r for r in regrade_page(context, stored, {second: "1"})}
     assert again[first].verdict == "review"
+
+
+def test_a_page_wide_doubt_keeps_its_reason_through_regrading(key) -> None:
+    page, context = page_and_context(key)
+    readings: dict[str, Any] = all_correct(page)
+    first, second = page["fields"][0]["id"], page["fields"][1]["id"]
+    why = "photo too blurred to read safely"
+    readings[first] = KeptReading(page["fields"][0]["expected"], "number", 0.999, (), True, why)
+    stored = score_page(context, readings)
+    assert stored[0].verdict == "review" and stored[0].reason == why
+    again = {r.field_id: r for r in regrade_page(context, stored, {second: "1"})}
+    assert again[first].verdict == "review" and again[first].reason == why
