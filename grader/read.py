@@ -325,28 +325,13 @@ def decide(
     threshold: float = 0.5,
     top_k: int = 3,
 ) -> Reading:
-    """Turn one field's network outputs into a :class:`Reading`.
+    """One field's reading from the network outputs of each of its views.
 
-    ``ctc_logits`` is ``(T, 1 + len(alphabet))``, ``status_logits`` is ``(len(STATUSES),)``.
-    The probability of each value is the status head's probability of "number" times the
-    CTC probability of the text; "no answer" gathers the other statuses plus an empty CTC read.
+    ``ctc_logits`` is ``(V, T, 1 + len(alphabet))`` and ``status_logits`` ``(V, len(STATUSES))``
+    for ``V`` views (1 or more).  The probability of each value is the status head's
+    probability of "number" times the CTC probability of the text; "no answer" gathers the
+    other statuses plus an empty CTC read.  The views' probabilities are averaged.
     """
-    return decide_views(
-        ctc_logits[None], status_logits[None], alphabet, ctc_temperature, status_temperature,
-        threshold, top_k,
-    )
-
-
-def decide_views(
-    ctc_logits: np.ndarray,
-    status_logits: np.ndarray,
-    alphabet: str,
-    ctc_temperature: float = 1.0,
-    status_temperature: float = 1.0,
-    threshold: float = 0.5,
-    top_k: int = 3,
-) -> Reading:
-    """One field's reading from the logits of each of its views: ``(V, T, C)`` and ``(V, 4)``."""
     parts = [
         value_distribution(
             ctc_logits[v], status_logits[v], alphabet, ctc_temperature, status_temperature
@@ -552,7 +537,7 @@ class Reader:
         return [self._decide(ctc[:, i], status[:, i]) for i in range(len(crops))]
 
     def _decide(self, ctc: np.ndarray, status: np.ndarray) -> Reading:
-        return decide_views(
+        return decide(
             ctc, status, self.alphabet, self.ctc_temperature, self.status_temperature,
             self.threshold,
         )

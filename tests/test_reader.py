@@ -133,12 +133,14 @@ def test_beam_search_gives_alternatives_with_probabilities() -> None:
 
 def test_decide_no_answer_statuses() -> None:
     logits = np.log(one_hot_frames("12"))
-    reading = rd.decide(logits, np.array([-5.0, 5.0, 0.0, 0.0]), hw.ALPHABET)
+    reading = rd.decide(logits[None], np.array([[-5.0, 5.0, 0.0, 0.0]]), hw.ALPHABET)
     assert reading.text is None and reading.status == "blank"
     assert ("12", pytest.approx(reading.alternatives[0][1])) == reading.alternatives[0]
-    crossed = rd.decide(logits, np.array([-5.0, 0.0, 0.0, 6.0]), hw.ALPHABET)
+    crossed = rd.decide(logits[None], np.array([[-5.0, 0.0, 0.0, 6.0]]), hw.ALPHABET)
     assert crossed.text is None and crossed.status == "crossed_out"
-    number = rd.decide(logits, np.array([6.0, 0.0, 0.0, 0.0]), hw.ALPHABET, threshold=0.99)
+    number = rd.decide(
+        logits[None], np.array([[6.0, 0.0, 0.0, 0.0]]), hw.ALPHABET, threshold=0.99
+    )
     assert number.text == "12" and number.status == "number" and not number.needs_review
     assert 0.99 <= number.confidence <= 1.0
 
@@ -147,9 +149,9 @@ def test_views_that_disagree_lower_the_confidence() -> None:
     sure_7 = np.log(one_hot_frames("7"))
     sure_1 = np.log(one_hot_frames("1"))
     number = np.array([6.0, 0.0, 0.0, 0.0])
-    agree = rd.decide_views(np.stack([sure_7, sure_7]), np.stack([number, number]), hw.ALPHABET)
+    agree = rd.decide(np.stack([sure_7, sure_7]), np.stack([number, number]), hw.ALPHABET)
     assert agree.text == "7" and agree.confidence > 0.99
-    split = rd.decide_views(
+    split = rd.decide(
         np.stack([sure_7, sure_7, sure_1]), np.stack([number] * 3), hw.ALPHABET, threshold=0.9
     )
     assert split.text == "7" and split.needs_review
@@ -159,7 +161,9 @@ def test_views_that_disagree_lower_the_confidence() -> None:
 
 def test_a_leading_zero_reading_is_never_trusted() -> None:
     number = np.array([6.0, 0.0, 0.0, 0.0])
-    missed_point = rd.decide(np.log(one_hot_frames("022")), number, hw.ALPHABET, threshold=0.5)
+    missed_point = rd.decide(
+        np.log(one_hot_frames("022"))[None], number[None], hw.ALPHABET, threshold=0.5
+    )
     assert missed_point.text == "022" and missed_point.confidence > 0.99
     assert missed_point.needs_review
     for text in ("0.22", "0", "-0.5", "20", "105"):

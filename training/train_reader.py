@@ -182,7 +182,8 @@ def truth(fields: dict[str, Any]) -> list[str | None]:
 def field_accuracy(ctc: np.ndarray, status: np.ndarray, expected: list[str | None]) -> float:
     """Share of fields whose decoded value (temperature 1) equals the expected one."""
     hits = sum(
-        int(rd.decide(ctc[i], status[i], hw.ALPHABET).text == expected[i]) for i in range(len(ctc))
+        int(rd.decide(ctc[i][None], status[i][None], hw.ALPHABET).text == expected[i])
+        for i in range(len(ctc))
     )
     return hits / max(1, len(ctc))
 
@@ -363,7 +364,7 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
     all_ctc = np.stack([pv[0] for pv in per_view], axis=1)  # (N, V, T, C)
     all_status = np.stack([pv[1] for pv in per_view], axis=1)
     readings = [
-        rd.decide_views(all_ctc[i], all_status[i], hw.ALPHABET, t_ctc, t_status)
+        rd.decide(all_ctc[i], all_status[i], hw.ALPHABET, t_ctc, t_status)
         for i in range(len(ctc))
     ]
     confidence = np.array([r.confidence for r in readings])
