@@ -60,8 +60,10 @@ def main() -> None:
             except PageError as err:
                 error = err
             errs = crop_errors_mm(trace.box_fits, cap) if trace.box_fits else []
-            top = max(errs) if errs else float("nan")
-            code = "aligned" if error is None else error.code
+            placed = [e for f, e in zip(trace.box_fits, errs, strict=False) if f.trusted]
+            top = max(placed) if placed else float("nan")
+            code = error.code if error is not None else (
+                "aligned" if result is None or result.fully_aligned else "partly_aligned")
             if result is not None and result.key_page.pdf_page != pages[k].pdf_page:
                 code = "WRONG PAGE"
             outcomes[code] += 1

@@ -1076,22 +1076,35 @@ def refine_boxes(
     return ordered
 
 
-def untrusted(fits: list[BoxFit], source: str) -> AlignmentUncertain | None:
-    """The error to raise if any box could not be placed safely, else None."""
+def untrusted(
+    fits: list[BoxFit], source: str, max_unplaced: int = 0
+) -> AlignmentUncertain | None:
+    """The error to raise if the page cannot be used, else None.
+
+    A page is refused when fewer than ``MIN_FOUND_SHARE`` of its boxes were found, or when
+    more than ``max_unplaced`` boxes (and at most a quarter of them) could not be placed
+    safely; the caller must then not crop those boxes for reading (see :func:`unplaced`).
+    """
     found = sum(f.found for f in fits)
     if fits and found < MIN_FOUND_SHARE * len(fits):
         return AlignmentUncertain(
             f"{source}: only {found} of {len(fits)} answer boxes could be located; "
             "flatten the sheet and photograph it again from straight above, in even light"
         )
-    lost = [f for f in fits if not f.trusted]
-    if not lost:
+    lost = unplaced(fits)
+    allowed = min(max_unplaced, len(fits) // 4)
+    if len(lost) <= allowed:
         return None
     return AlignmentUncertain(
         f"{source}: box {lost[0].box.box_id} cannot be placed safely ({lost[0].note}; the "
         "sheet is too bent around it); flatten the sheet, keep it uncovered, and photograph "
         "it again"
     )
+
+
+def unplaced(fits: list[BoxFit]) -> list[BoxFit]:
+    """The boxes that could be neither found nor placed safely from their neighbours."""
+    return [f for f in fits if not f.trusted]
 
 
 def _search_box(

@@ -3,8 +3,9 @@
 Nothing here opens a window or runs unless asked for (``papergrade align --debug DIR``).
 Per page it writes ``<name>.overlay.png``: the photo (downscaled) with the detected markers
 and their ids, the QR's region, the page outline under the global homography, every box as
-fitted (green: its own border was found; orange: placed from its neighbours) and, for a page
-that failed, the error code and message.  With crops, ``<name>.crops.png`` shows them all.
+fitted (green: its own border was found; orange: placed from its neighbours; red: could not
+be placed safely, so not read) and, for a page that failed, the error code and message.
+With crops, ``<name>.crops.png`` shows them all.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def overlay(
                 cv2.putText(canvas, trace.qr_text, (int(cx), int(cy) + 16),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.45, MAGENTA, 1, cv2.LINE_AA)
     for fit in trace.box_fits:
-        colour = GREEN if fit.found else ORANGE
+        colour = RED if not fit.trusted else GREEN if fit.found else ORANGE
         cv2.polylines(canvas, [pts(fit.corners_px)], True, colour, 2, cv2.LINE_AA)
         x, y = pts(fit.corners_px[0])
         cv2.putText(canvas, fit.box.box_id, (int(x), int(y) - 3), cv2.FONT_HERSHEY_SIMPLEX,

@@ -32,6 +32,9 @@ LINE_MAX_HALF_PX = 6
 # pencil stroke lying on the line: well above JPEG and sensor noise in a lit crop.
 EXTRA_INK_LEVEL = 45.0
 LINE_DARKNESS_PERCENTILE = 15.0
+# Margin of the view shown to a person for a box that could not be placed safely: wider than
+# the few millimetres its placement may be off, so the box is somewhere in the picture.
+REVIEW_VIEW_MARGIN_MM = 8.0
 
 
 @dataclass(frozen=True)
@@ -208,3 +211,18 @@ def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> n
     raw = sample_crop(gray, fit.h, fit.box.rect)
     lit = normalise_lighting(raw)
     return remove_lines(lit, lines_in_crop(fit.box, boxes))
+
+
+def review_view(gray: np.ndarray, fit: BoxFit) -> np.ndarray:
+    """A wide, evenly lit (H, W) uint8 view around a box that could not be placed safely.
+
+    For a person deciding what is written there; box lines are kept, and it is never read.
+    """
+    rect = fit.box.rect
+    to_photo = fit.h @ region_transform(rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)
+    view = cv2.warpPerspective(
+        gray, to_photo, region_size(rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=255,
+    )
+    return normalise_lighting(view)

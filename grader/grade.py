@@ -68,24 +68,43 @@ def grade_page(
     key = key_for(key_index, aligned.identity.worksheet_id)
     readings = read_all(aligned, reader)
     result = page_result(aligned, key, readings, source, sha256, roster)
-    crops = {**aligned.crops, **{f"student_number.{i + 1}": c
-                                 for i, c in enumerate(aligned.student_number_crops)}}
-    return GradedPage(result, crops, aligned.aligned_image)
+    return GradedPage(result, crops_by_name(aligned), aligned.aligned_image)
 
 
 def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]:
-    """Every crop of the page read in one batch: field ids, then ``student_number.N``."""
-    ids = list(aligned.crops) + [f"student_number.{i + 1}"
-                                 for i in range(len(aligned.student_number_crops))]
-    crops = list(aligned.crops.values()) + list(aligned.student_number_crops)
-    readings: list[ReadingLike] = list(reader.read_batch(crops)) if crops else []
+    """Every placed crop of the page read in one batch: field ids, then ``student_number.N``.
+
+    A box that could not be placed is not read: it gets an empty reading in review, with why.
+    """
+    named = crops_by_name(aligned)
+    placed = {name: crop for name, crop in named.items() if name not in _unplaced_names(aligned)}
+    readings: list[ReadingLike] = (list(reader.read_batch(list(placed.values())))
+                                   if placed else [])
     edge_mm = aligned.quality.edge_mm
     if edge_mm > READABLE_EDGE_MM:
         why = (f"photo too blurred to read safely (edges spread over {edge_mm:.1f} mm); "
                "check the box or photograph the page again in focus")
         readings = [KeptReading(r.text, r.status, r.confidence, list(r.alternatives), True, why)
                     for r in readings]
-    return dict(zip(ids, readings, strict=True))
+    read = dict(zip(placed, readings, strict=True))
+    for name, note in _unplaced_names(aligned).items():
+        why = (f"box could not be placed safely ({note}); read it on the wider view, or "
+               "photograph the page again with the sheet flat")
+        read[name] = KeptReading(None, "blank", 0.0, [], True, why)
+    return {name: read[name] for name in named}
+
+
+def crops_by_name(aligned: AlignedPage) -> dict[str, np.ndarray]:
+    """The page's crops by field id, then the student-number digits as ``student_number.N``."""
+    digits = {f"student_number.{i + 1}": c for i, c in enumerate(aligned.student_number_crops)}
+    return {**aligned.crops, **digits}
+
+
+def _unplaced_names(aligned: AlignedPage) -> dict[str, str]:
+    """Unplaced boxes under the names :func:`crops_by_name` gives them, with why."""
+    digit_ids = [b.box_id for b in aligned.key_page.student_number_boxes]
+    return {(f"student_number.{digit_ids.index(box_id) + 1}" if box_id in digit_ids
+             else box_id): note for box_id, note in aligned.unplaced.items()}
 
 
 def page_result(

@@ -11,13 +11,16 @@ plain function of the previous one's output:
 6. ``key_index.lookup``      the printed page this photo shows              grader.keyindex
 7. ``check_inside``          every box inside the photo (else cut off)      here
 8. ``refine_boxes``          per-box mapping from each printed border       grader.align
-9. ``check_glare/untrusted`` no box lost to glare or placed unsafely        here, grader.align
-10. ``extract_crop``         one clean 10 px/mm crop per box                grader.extract
+9. ``check_glare/untrusted`` no box lost to glare, at most two left unplaced  grader.align
+10. ``extract_crop``         one clean 10 px/mm crop per placed box         grader.extract
 
 A page that cannot be used raises a :class:`~grader.errors.PageError` subclass whose message
 names the page (``options.source``) and says what to do; a page is never returned if its
-alignment could be wrong.  ``trace`` (optional) collects what each stage found, also when a
-later stage fails, for debug overlays.
+alignment could be wrong.  The one exception is a box or two that cannot be placed safely on
+an otherwise aligned page (``options.max_unplaced``): the page is returned with those boxes
+in ``unplaced``, their crops a wider view for a person to look at, never to be read.
+``trace`` (optional) collects what each stage found, also when a later stage fails, for
+debug overlays.
 """
 
 from __future__ import annotations
@@ -39,25 +42,32 @@ from grader.align import (
     predict,
     project,
     refine_boxes,
+    unplaced,
     untrusted,
 )
 from grader.errors import MarkersMissing, Overexposed, QrUnreadable, UnknownWorksheet
-from grader.extract import extract_crop
+from grader.extract import extract_crop, review_view
 from grader.keyindex import KeyIndex, KeyPage
 from grader.locate import MarkerHit, detect_markers, read_qr, to_gray
 from worksheets.marks import QR_PREFIX, PageIdentity, parse_payload
 
 # A box whose border vanished in a blown-out highlight: paper this bright around it.
 GLARE_LEVEL = 248.0
+# Boxes of an aligned page that may be left unplaced (sent to a person) rather than refusing
+# the page; also never more than a quarter of the page's boxes (see grader.align.untrusted).
+MAX_UNPLACED_BOXES = 2
 
 
 @dataclass(frozen=True)
 class AlignOptions:
     """``source``: the page's name in messages.  ``aligned_px_per_mm``: if set, also return
-    the whole page warped upright at that scale (for debug and annotated output)."""
+    the whole page warped upright at that scale (for debug and annotated output).
+    ``max_unplaced``: boxes that may be left unplaced before the page is refused (0: refuse
+    any page with a box that cannot be placed safely)."""
 
     source: str = "page"
     aligned_px_per_mm: float | None = None
+    max_unplaced: int = MAX_UNPLACED_BOXES
 
 
 @dataclass
@@ -89,6 +99,8 @@ class AlignedPage:
     ``crops``: field id -> (H, W) uint8 crop (see :mod:`grader.extract`); ``student_number_crops``
     in digit order.  ``residual_mm``: RMS of the markers' disagreement with the homography.
     ``boxes_found``: how many boxes were placed by their own border (the rest by neighbours).
+    ``unplaced``: box id -> why, for boxes that could not be placed safely; their entries in
+    ``crops`` and ``student_number_crops`` are wider views for a person, not for the reader.
     ``aligned_image``: the page upright, (H, W) uint8, when asked for in the options.
     """
 
@@ -104,7 +116,13 @@ class AlignedPage:
     markers_used: list[int]
     boxes_found: int
     box_fits: list[BoxFit]
+    unplaced: dict[str, str] = field(default_factory=dict)
     aligned_image: np.ndarray | None = None
+
+    @property
+    def fully_aligned(self) -> bool:
+        """Every box placed safely."""
+        return not self.unplaced
 
 
 def align_page(
@@ -142,11 +160,12 @@ def align_page(
     box_fits = refine_boxes(gray, fit, key_page.all_boxes, key_page.markers, lines)
     tr.box_fits = box_fits
     check_glare(gray, box_fits, metrics.paper_level, source)
-    uncertain = untrusted(box_fits, source)
+    uncertain = untrusted(box_fits, source, opts.max_unplaced)
     if uncertain is not None:
         raise uncertain
     t = tr.lap("boxes", t)
-    crops = {f.box.box_id: extract_crop(gray, f, key_page.all_boxes) for f in box_fits}
+    crops = {f.box.box_id: (extract_crop(gray, f, key_page.all_boxes) if f.trusted
+                            else review_view(gray, f)) for f in box_fits}
     tr.lap("crops", t)
     return AlignedPage(
         source=source,
@@ -161,6 +180,7 @@ def align_page(
         markers_used=sorted(fit.markers),
         boxes_found=sum(f.found for f in box_fits),
         box_fits=box_fits,
+        unplaced={f.box.box_id: f.note or "not found" for f in unplaced(box_fits)},
         aligned_image=(aligned_page_image(gray, fit.h, key_page.size_mm, opts.aligned_px_per_mm)
                        if opts.aligned_px_per_mm else None),
     )

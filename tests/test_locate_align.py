@@ -7,6 +7,7 @@ photographed by the simulator (which reports the true box corners).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from grader.align import (
     Scene,
     _from_row,
     _nothing_where_predicted,
+    untrusted,
 )
 from grader.errors import (
     LowResolution,
@@ -33,12 +35,21 @@ from grader.errors import (
     TooDark,
     UnknownWorksheet,
 )
-from grader.extract import CropLine, crop_size, crop_to_photo, remove_lines
+from grader.extract import (
+    CROP_PX_PER_MM,
+    REVIEW_VIEW_MARGIN_MM,
+    CropLine,
+    crop_size,
+    crop_to_photo,
+    remove_lines,
+)
 from grader.grade import READABLE_EDGE_MM, read_all
-from grader.keyindex import KeyIndex, KeyPage
+from grader.keyindex import BoxSpec, KeyIndex, KeyPage
+from grader.locate import region_size
 from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
 from grader.read import Reader
 from tests.print_support import rasterize
+from worker.commands import align_cmd
 from worksheets.errors import KeyFileError
 from worksheets.publish import publish
 from worksheets.spec import load_spec
@@ -336,13 +347,8 @@ def test_alignment_uncertain_when_boxes_cannot_be_found(printed) -> None:
         align_page(image, index)
 
 
-def test_box_that_disagrees_with_its_neighbours_is_refused(printed) -> None:
-    """A box whose border sits 1 mm from where its flat neighbours put it is not cropped.
-
-    On a flat page every correction is near zero, so the neighbours predict the box to a
-    few hundredths of a millimetre; a border found 1 mm away is either the wrong lines or a
-    local deformation no neighbour knows about, and neither placement may be trusted.
-    """
+def shifted_box_photo(printed) -> tuple[np.ndarray, BoxSpec]:
+    """A flat page photo with one answer box (border and all) moved 1 mm down."""
     index, rasters, _ = printed
     image, m = place(rasters[0], 0.0)
     page = key_page(index, 0)
@@ -354,11 +360,49 @@ def test_box_that_disagrees_with_its_neighbours_is_refused(printed) -> None:
     shift = round(1.0 * PPM)
     image[y0:y1, x0:x1] = 255
     image[y0 + shift:y1 + shift, x0:x1] = patch
+    return image, box
+
+
+def test_box_that_disagrees_with_its_neighbours_is_refused(printed) -> None:
+    """A box whose border sits 1 mm from where its flat neighbours put it is not cropped.
+
+    On a flat page every correction is near zero, so the neighbours predict the box to a
+    few hundredths of a millimetre; a border found 1 mm away is either the wrong lines or a
+    local deformation no neighbour knows about, and neither placement may be trusted.
+    """
+    index = printed[0]
+    image, box = shifted_box_photo(printed)
     trace = AlignTrace()
     with pytest.raises(AlignmentUncertain, match=box.box_id):
-        align_page(image, index, trace=trace)
+        align_page(image, index, AlignOptions(max_unplaced=0), trace=trace)
     refused = next(f for f in trace.box_fits if f.box.box_id == box.box_id)
     assert not refused.trusted and "neighbours" in refused.note
+
+
+def test_one_unplaced_box_is_sent_to_review_and_the_rest_is_read(printed) -> None:
+    """By default the page is kept: the box is left unplaced, shown wider, never read."""
+    index = printed[0]
+    image, box = shifted_box_photo(printed)
+    aligned = align_page(image, index)
+    assert list(aligned.unplaced) == [box.box_id] and not aligned.fully_aligned
+    view = aligned.crops[box.box_id]
+    assert view.shape == region_size(box.rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)[::-1]
+    readings = read_all(aligned, Reader())
+    lost = readings[box.box_id]
+    assert lost.needs_review and lost.text is None and lost.confidence == 0.0
+    assert "could not be placed safely" in getattr(lost, "review_reason", "")
+    others = [r for name, r in readings.items() if name != box.box_id]
+    assert others and not any("placed" in getattr(r, "review_reason", "") for r in others)
+
+
+def test_a_page_with_too_many_unplaced_boxes_is_refused(printed) -> None:
+    fits = align_page(place(printed[1][0], 0.0)[0], printed[0]).box_fits
+    bent = [dataclasses.replace(f, trusted=i >= 3) for i, f in enumerate(fits)]
+    assert untrusted(bent[:3] + fits[3:], "p", max_unplaced=2) is not None
+    assert untrusted(bent[:2] + fits[2:], "p", max_unplaced=2) is None
+    assert untrusted(bent[:2] + fits[2:], "p", max_unplaced=0) is not None
+    small = bent[:2] + fits[2:7]  # 7 boxes: at most a quarter (1) may be unplaced
+    assert untrusted(small, "p", max_unplaced=2) is not None
 
 
 def test_folded_blurred_sheet_is_aligned(printed) -> None:
@@ -426,3 +470,21 @@ def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_eve
     moved = fits[bent].shift_mm + np.array([0.0, 1.5])
     fits[bent] = dataclasses.replace(fits[bent], shift_mm=moved)
     assert not _from_row(lost, fits, result.homography).trusted
+
+
+def test_align_command_names_an_unplaced_box(printed, tmp_path: Path, capsys) -> None:
+    folder = printed[2]
+    image, box = shifted_box_photo(printed)
+    photo = tmp_path / "bent.png"
+    cv2.imwrite(str(photo), image)
+    parser = argparse.ArgumentParser()
+    align_cmd.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["align", "--key", str(folder / "key.json"), str(photo),
+                              "--out", str(tmp_path / "crops")])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert f"box {box.box_id} could not be placed safely" in text
+    assert text.strip().splitlines()[-1] == (
+        "Aligned 1 of 1 page(s) (1 box(es) left unplaced, to check by eye)")
+    written = {p.name for p in (tmp_path / "crops" / "001_bent.png").iterdir()}
+    assert f"{box.box_id}.unplaced.png" in written and f"{box.box_id}.png" not in written

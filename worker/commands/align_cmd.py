@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                             size_mm=key_index.geometry.size_mm)
             continue
         outcomes["aligned"] += 1
+        outcomes["boxes unplaced"] += len(result.unplaced)
         print(f"{item.source} -> {describe(result)}")
         if args.out:
             write_crops(args.out / name, result)
@@ -69,17 +70,25 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(result: AlignedPage) -> str:
     ident = result.identity
-    return (f"worksheet {ident.worksheet_id} variant {ident.variant} page {ident.page_number}, "
+    text = (f"worksheet {ident.worksheet_id} variant {ident.variant} page {ident.page_number}, "
             f"{len(result.crops)} fields, residual {result.residual_mm:.2f} mm")
+    for box_id, why in result.unplaced.items():
+        text += (f"; box {box_id} could not be placed safely ({why}): its crop is a wider "
+                 "view for checking by eye, it will not be read")
+    return text
 
 
 def write_crops(folder: Path, result: AlignedPage) -> None:
-    """One PNG per field (``<field id>.png``) and per student-number digit."""
+    """One PNG per field (``<field id>.png``) and per student-number digit; a box that could
+    not be placed safely gets its wider view as ``<id>.unplaced.png`` instead."""
     folder.mkdir(parents=True, exist_ok=True)
-    for field_id, crop in result.crops.items():
-        cv2.imwrite(str(folder / f"{safe_name(field_id)}.png"), crop)
-    for index, crop in enumerate(result.student_number_crops, start=1):
-        cv2.imwrite(str(folder / f"student_number.{index}.png"), crop)
+    digit_ids = [b.box_id for b in result.key_page.student_number_boxes]
+    named = [*result.crops.items(), *zip(digit_ids, result.student_number_crops, strict=True)]
+    for box_id, crop in named:
+        name = (f"student_number.{digit_ids.index(box_id) + 1}" if box_id in digit_ids
+                else safe_name(box_id))
+        suffix = ".unplaced.png" if box_id in result.unplaced else ".png"
+        cv2.imwrite(str(folder / f"{name}{suffix}"), crop)
 
 
 def _report_error(source: str, error: PageError, outcomes: Counter[str]) -> None:
@@ -89,8 +98,12 @@ def _report_error(source: str, error: PageError, outcomes: Counter[str]) -> None
 
 def summary(outcomes: Counter[str]) -> str:
     total = sum(outcomes.values())
-    errors = {code: n for code, n in sorted(outcomes.items()) if code != "aligned"}
+    total -= outcomes["boxes unplaced"]
+    errors = {code: n for code, n in sorted(outcomes.items())
+              if code not in ("aligned", "boxes unplaced")}
     text = f"Aligned {outcomes['aligned']} of {total} page(s)"
+    if outcomes["boxes unplaced"]:
+        text += f" ({outcomes['boxes unplaced']} box(es) left unplaced, to check by eye)"
     if errors:
         text += "; errors: " + ", ".join(f"{code} {n}" for code, n in errors.items())
     return text
