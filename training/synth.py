@@ -23,6 +23,28 @@ MARGIN_MM = 2.0
 
 # Share of each field kind in training and in the benchmark's field mix.
 KIND_WEIGHTS = {"number": 0.76, "blank": 0.08, "smudge": 0.06, "crossed_out": 0.10}
+# Share of training fields photographed like the simulator's ``hard`` tier (see _POOR_CAPTURE):
+# without them the reader met heavy blur and 2-4 px/mm photos only at run time, and read faint
+# numbers there as blank with full confidence instead of being unsure.
+TRAINING_POOR_CAPTURE_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class CaptureRange:
+    """Camera ranges in millimetres on the page (uniform ``(lo, hi)`` pairs)."""
+
+    defocus_mm: tuple[float, float]  # Gaussian sigma
+    motion_prob: float
+    motion_mm: tuple[float, float]  # length of the shake
+    sensor_px_per_mm: tuple[float, float] | None  # None: the crop's own resolution
+    noise: tuple[float, float]  # grey levels
+    jpeg_quality: tuple[int, int]
+
+
+_GOOD_CAPTURE = CaptureRange((0.0, 0.15), 0.15, (0.1, 0.4), None, (0.5, 7.0), (45, 96))
+# The hard tier: a 1600 px frame puts 2-4 px on a millimetre, defocus of 0.15-0.4 mm and
+# shake of 0.4-1.3 mm on most photos (grader.simulate.TIERS["hard"] at those frame sizes).
+_POOR_CAPTURE = CaptureRange((0.12, 0.4), 0.6, (0.4, 1.3), (2.0, 4.5), (3.0, 9.0), (55, 81))
 
 
 @dataclass(frozen=True)
@@ -67,11 +89,13 @@ class Synthesizer:
         stroke_share: float = 0.15,
         symbol_stroke_share: float = 0.5,
         clean: bool = False,
+        poor_capture_share: float = 0.0,
     ) -> None:
         self.mnist_like = TrainingGlyphs(mnist, symbol_stroke_share)
         self.strokes = hw.StrokeGlyphs()
         self.stroke_share = stroke_share if mnist is not None else 1.0
         self.clean = clean
+        self.poor_capture_share = poor_capture_share
 
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> FieldSample:
         """A random field crop; ``kind`` forces one of :data:`KIND_WEIGHTS`'s keys."""
@@ -99,7 +123,10 @@ class Synthesizer:
         crop_w = round((box_w + 2 * MARGIN_MM) * ppm)
         crop_h = round((box_h + 2 * MARGIN_MM) * ppm)
         ink = _handwriting(text, kind, source, rng, box, ppm)
-        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, self.clean)
+        # Drawn only when asked for, so a synthesizer without poor captures keeps its streams.
+        poor = self.poor_capture_share > 0 and rng.random() < self.poor_capture_share
+        camera = None if self.clean else _POOR_CAPTURE if poor else _GOOD_CAPTURE
+        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera)
         shown = text if kind in ("number", "crossed_out") else ""
         return FieldSample(image=image, status=kind, text=shown)
 
@@ -176,18 +203,18 @@ def _photograph(
     size: tuple[int, int],
     box: tuple[float, float],
     ppm: float,
-    clean: bool,
+    camera: CaptureRange | None,
 ) -> np.ndarray:
-    """Paper, printed box, handwriting, camera, then the extractor's imperfect line removal."""
+    """Paper, printed box, handwriting, camera (None: a clean crop), then line removal."""
     crop_w, crop_h = size
     page = hw.paper(crop_h, crop_w, rng)
     lines = _box_lines(rng, size, box, ppm)
     line_level = rng.uniform(0.45, 0.85)
     page = (page * (1.0 - lines * line_level)).astype(np.uint8)
     page = hw.draw_ink(page, ink, rng)
-    if clean:
+    if camera is None:
         return _remove_lines(page, lines, rng, keep=0.0)
-    img = _camera(page.astype(np.float32), rng, ppm)
+    img = _camera(page.astype(np.float32), rng, ppm, camera)
     return _remove_lines(img, lines, rng, keep=float(rng.uniform(0.0, 0.2)))
 
 
@@ -211,7 +238,9 @@ def _box_lines(
     return lines
 
 
-def _camera(img: np.ndarray, rng: np.random.Generator, ppm: float) -> np.ndarray:
+def _camera(
+    img: np.ndarray, rng: np.random.Generator, ppm: float, capture: CaptureRange
+) -> np.ndarray:
     """Phone-photo effects on a ``float32`` page ``(H, W)`` in 0..255; returns ``uint8``."""
     h, w = img.shape
     # Uneven light: a tilted plane times a soft blob, like a lamp and a hand's shadow.
@@ -237,21 +266,45 @@ def _camera(img: np.ndarray, rng: np.random.Generator, ppm: float) -> np.ndarray
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=border,
     )
-    sigma = rng.uniform(0.0, 0.15) * ppm
+    img = _optics(img, rng, ppm, capture)
+    return _sensor(img, rng, ppm, capture)
+
+
+def _optics(
+    img: np.ndarray, rng: np.random.Generator, ppm: float, capture: CaptureRange
+) -> np.ndarray:
+    """Defocus and, on some photos, a straight camera shake."""
+    sigma = rng.uniform(*capture.defocus_mm) * ppm
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    if rng.random() < 0.15:
-        length = max(2, int(rng.uniform(0.1, 0.4) * ppm))
+    if rng.random() < capture.motion_prob:
+        length = max(2, int(rng.uniform(*capture.motion_mm) * ppm))
         kernel = np.zeros((length, length), np.float32)
         kernel[length // 2, :] = 1.0 / length
         rot = cv2.getRotationMatrix2D((length / 2, length / 2), rng.uniform(0, 180), 1.0)
         img = cv2.filter2D(img, -1, cv2.warpAffine(kernel, rot, (length, length)))
-    img = img + rng.normal(0, rng.uniform(0.5, 7.0), img.shape)
+    return img
+
+
+def _sensor(
+    img: np.ndarray, rng: np.random.Generator, ppm: float, capture: CaptureRange
+) -> np.ndarray:
+    """Sampling, noise and JPEG; a coarse sensor is sampled down, then up to the crop's size,
+    as the page pipeline's warp enlarges a low-resolution photo."""
+    h, w = img.shape
+    if capture.sensor_px_per_mm is not None:
+        factor = min(1.0, rng.uniform(*capture.sensor_px_per_mm) / ppm)
+        small = (max(8, round(w * factor)), max(8, round(h * factor)))
+        img = cv2.resize(img, small, interpolation=cv2.INTER_AREA)
+    img = img + rng.normal(0, rng.uniform(*capture.noise), img.shape)
     out = np.clip(img, 0, 255).astype(np.uint8)
-    quality = int(rng.integers(45, 96))
+    quality = int(rng.integers(*capture.jpeg_quality))
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
     decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
-    return decoded if decoded is not None else out
+    out = decoded if decoded is not None else out
+    if out.shape != (h, w):
+        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def _remove_lines(

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,13 @@ from torch.utils.data import DataLoader, Dataset
 from grader import handwriting as hw
 from grader import read as rd
 from training.model import ReaderNet
-from training.synth import Synthesizer, make_synthesizer
+from training.synth import TRAINING_POOR_CAPTURE_SHARE, Synthesizer, make_synthesizer
 
 LOG = logging.getLogger("train_reader")
 MEAN, STD = 0.08, 0.22  # of preprocessed ink; fixed so that runtime needs no statistics
 STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test split
 # Bumped when the training recipe or the preprocessing changes; the date follows it.
-MODEL_SERIES = "1.1"
+MODEL_SERIES = "1.2"
 
 
 class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
@@ -118,9 +119,25 @@ def loader(dataset: SynthFields, start: int, batch: int, workers: int) -> Iterat
     return iter(dl)
 
 
-def losses(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """CTC loss (mean over fields with a CTC target) and status cross-entropy."""
-    ctc_logits, status_logits = model(batch["x"])
+def bf16_supported() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (else autocast would only slow it down)."""
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
+def losses(
+    model: nn.Module, batch: dict[str, Any], precision: str = "fp32"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC loss (mean over fields with a CTC target) and status cross-entropy.
+
+    With ``precision`` "bf16" the network runs under bfloat16 autocast (weights and the
+    optimiser stay float32); the losses are always computed in float32.
+    """
+    x = batch["x"].contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        ctc_logits, status_logits = model(x)
+    ctc_logits, status_logits = ctc_logits.float(), status_logits.float()
     log_probs = ctc_logits.log_softmax(2).transpose(0, 1)  # (T, N, C)
     n, t = ctc_logits.shape[0], ctc_logits.shape[1]
     per_field = nn.functional.ctc_loss(
@@ -244,7 +261,21 @@ def choose_threshold(curve: list[dict[str, float]], target: float) -> float:
 def export_onnx(model: nn.Module, path: Path) -> None:
     """Write the model as ONNX with a dynamic batch dimension."""
     model.eval()
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     dummy = torch.zeros(2, 1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (dynamo=False): it needs no extra
+        # packages and gives a plain graph onnxruntime and OpenCV's dnn both load.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Tracing warns about the LSTM's own shape checks, which do not depend on the batch.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The LSTM starts from zero states, not state inputs, so any batch size runs
+        # (tests/test_reader.py compares batched and single reads).
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+        _export(model, dummy, path)
+
+
+def _export(model: nn.Module, dummy: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         model,
         (dummy,),
@@ -274,7 +305,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # OpenMP spin against the synthesis worker on a shared machine and ran several times slower.
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--workers", type=int, default=1, help="data synthesis processes")
+    p.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default=None,
+        help="training arithmetic (default: bf16 where the CPU has it, about 2-3x faster)",
+    )
     p.add_argument("--val-fields", type=int, default=6000)
+    p.add_argument(
+        "--poor-capture",
+        type=float,
+        default=TRAINING_POOR_CAPTURE_SHARE,
+        help="share of fields photographed like the hard tier (blurred, 2-4 px/mm)",
+    )
     p.add_argument("--target-error", type=float, default=1 / 500)
     p.add_argument(
         "--views",
@@ -290,7 +333,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
     """The training loop; returns what reader.json records about the run."""
-    data = SynthFields(args.data_dir, "train", args.seed, STREAM_TRAIN)
+    data = SynthFields(
+        args.data_dir, "train", args.seed, STREAM_TRAIN, poor_capture_share=args.poor_capture
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     batches = loader(data, 0, args.batch, args.workers)
     total = args.steps or 10**9
@@ -308,7 +353,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
         batch = next(batches)
-        ctc, ce = losses(model, batch)
+        ctc, ce = losses(model, batch, args.precision)
         opt.zero_grad()
         (ctc + ce).backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -337,6 +382,8 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "lr": args.lr,
         "threads": args.threads,
         "workers": args.workers,
+        "precision": args.precision,
+        "poor_capture_share": args.poor_capture,
         "torch": torch.__version__,
     }
 
@@ -350,7 +397,13 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
     """Calibrate on val, choose the threshold, export ONNX and write reader.json."""
     val = fixed_set(
         SynthFields(
-            args.data_dir, "val", args.seed, STREAM_VAL, views=args.views, stroke_share=0.0
+            args.data_dir,
+            "val",
+            args.seed,
+            STREAM_VAL,
+            views=args.views,
+            stroke_share=0.0,
+            poor_capture_share=args.poor_capture,
         ),
         args.val_fields,
         args.workers,
@@ -364,8 +417,7 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
     all_ctc = np.stack([pv[0] for pv in per_view], axis=1)  # (N, V, T, C)
     all_status = np.stack([pv[1] for pv in per_view], axis=1)
     readings = [
-        rd.decide(all_ctc[i], all_status[i], hw.ALPHABET, t_ctc, t_status)
-        for i in range(len(ctc))
+        rd.decide(all_ctc[i], all_status[i], hw.ALPHABET, t_ctc, t_status) for i in range(len(ctc))
     ]
     confidence = np.array([r.confidence for r in readings])
     correct = np.array([r.text == e for r, e in zip(readings, expected, strict=True)])
@@ -423,11 +475,15 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.precision is None:
+        args.precision = "bf16" if bf16_supported() else "fp32"
     torch.set_num_threads(args.threads)
     # Denormal floats (tiny gradients late in an LSTM's backward pass) are very slow on CPUs.
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     model = ReaderNet(n_classes=1 + len(hw.ALPHABET), n_status=len(rd.STATUSES))
+    # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if args.export_only:
         state = torch.load(args.checkpoint)
         model.load_state_dict(state["model"])

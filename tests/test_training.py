@@ -1,0 +1,116 @@
+"""Training data and the trainer: poor captures, reproducibility, a tiny end-to-end run.
+
+The synthesizer tests need only numpy and OpenCV; the trainer tests need the ``[train]``
+extra (torch, onnx) and skip with that reason where it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.synth import Synthesizer
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Mean gradient magnitude: falls as blur and low resolution spread the strokes."""
+    gx = cv2.Sobel(image.astype(np.float32), cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(image.astype(np.float32), cv2.CV_32F, 0, 1)
+    return float(np.mean(np.hypot(gx, gy)))
+
+
+def test_without_poor_captures_the_streams_are_unchanged() -> None:
+    """Asking for no poor captures draws nothing extra: older data sets stay reproducible."""
+    plain, explicit = Synthesizer(None), Synthesizer(None, poor_capture_share=0.0)
+    for i in range(5):
+        a = plain.sample(np.random.default_rng([3, i]))
+        b = explicit.sample(np.random.default_rng([3, i]))
+        assert a.text == b.text and a.status == b.status
+        assert np.array_equal(a.image, b.image)
+
+
+def test_poor_captures_are_blurred_and_coarse_but_keep_size_and_label() -> None:
+    good, poor = Synthesizer(None), Synthesizer(None, poor_capture_share=1.0)
+    ratios = []
+    for i in range(12):
+        a = good.render("305", "number", np.random.default_rng([4, i]))
+        b = poor.render("305", "number", np.random.default_rng([4, i]))
+        assert b.image.dtype == np.uint8 and b.text == "305" and b.status == "number"
+        assert b.image.shape == a.image.shape
+        ratios.append(sharpness(b.image) / sharpness(a.image))
+    assert np.median(ratios) < 0.8, ratios
+
+
+def test_a_share_of_poor_captures_is_mixed_in() -> None:
+    """Each sample is either the good or the poor capture of the same draw, in about that share."""
+    never = Synthesizer(None, poor_capture_share=1e-12)
+    always = Synthesizer(None, poor_capture_share=1.0)
+    mixed = Synthesizer(None, poor_capture_share=0.5)
+    poor = 0
+    for i in range(40):
+        m, g, p = (s.sample(np.random.default_rng([5, i])).image for s in (mixed, never, always))
+        is_good, is_poor = np.array_equal(m, g), np.array_equal(m, p)
+        assert is_good != is_poor
+        poor += int(is_poor)
+    assert 8 <= poor <= 32
+
+
+torch = pytest.importorskip("torch", reason="trainer tests need the [train] extra (torch)")
+pytest.importorskip("onnx", reason="trainer tests need the [train] extra (onnx)")
+
+from grader import read as rd  # noqa: E402
+from training import train_reader  # noqa: E402
+
+
+def tiny_batch() -> dict:
+    data = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN)
+    return train_reader.collate([data[i] for i in range(8)])
+
+
+def test_bf16_and_fp32_losses_agree() -> None:
+    if not train_reader.bf16_supported():
+        pytest.skip("this CPU has no native bfloat16")
+    torch.manual_seed(0)
+    model = train_reader.ReaderNet()
+    batch = tiny_batch()
+    full = [v.item() for v in train_reader.losses(model, batch, "fp32")]
+    half = [v.item() for v in train_reader.losses(model, batch, "bf16")]
+    assert np.allclose(full, half, rtol=0.05), (full, half)
+
+
+@pytest.mark.slow
+def test_a_short_run_exports_a_model_the_reader_loads(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    code = train_reader.main(
+        [
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--out",
+            str(out),
+            "--steps",
+            "3",
+            "--batch",
+            "8",
+            "--workers",
+            "0",
+            "--val-fields",
+            "40",
+            "--views",
+            "1",
+            "--checkpoint",
+            str(tmp_path / "reader.pt"),
+        ]
+    )
+    assert code == 0
+    config = json.loads((out / "reader.json").read_text())
+    assert config["training"]["steps"] == 3
+    assert config["training"]["precision"] in ("bf16", "fp32")
+    assert config["calibration"]["views"] == 1 and config["calibration"]["fields"] == 40
+    reader = rd.Reader(out, threads=1)
+    crop = Synthesizer(None).render("42", "number", np.random.default_rng(0)).image
+    reading = reader.read_batch([crop])[0]
+    assert 0.0 <= reading.confidence <= 1.0
