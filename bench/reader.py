@@ -256,28 +256,21 @@ def save_misreads(
         cv2.imwrite(str(folder / f"{name}_{reading.confidence:.3f}.png"), crop)
 
 
-def main() -> int:
-    args = parse_args()
-    cv2.setNumThreads(1)
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract on one core too, like the reader
-    reader = Reader(args.model_dir, threads=1)
-    if not (args.data_dir / "mnist").is_dir():
-        print(f"no data at {args.data_dir}: the held-out tiers need MNIST (set --data-dir)")
-        return 2
-    glyphs = hw.MnistGlyphs(args.data_dir, args.split)
-    figures: dict[str, object] = {
-        "model_version": reader.config.get("model_version"),
-        "split": args.split,
-    }
-    if args.split != "test":
-        print(f"glyphs from the {args.split} split: for comparing models, not for reporting\n")
-
+def report_digits(
+    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
+) -> dict[str, float]:
+    """Tier 1, printed: MNIST digits of the split alone in a box."""
     digits = digit_tier(reader, glyphs, args.digits, args.seed)
-    figures["digits"] = digits
     print(f"MNIST {args.split} digits ({int(digits['count'])}), one per box:")
     print(f"  clean crop          {100 * digits['clean']:.2f} %   (target >= 99.5 %)")
     print(f"  with camera effects {100 * digits['camera']:.2f} %")
+    return digits
 
+
+def report_fields(
+    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace, figures: dict[str, object]
+) -> tuple[list[FieldSample], np.ndarray]:
+    """Tier 2, printed: synthetic fields and the accepted-error curve; samples and hits."""
     samples = field_samples(glyphs, args.fields, args.seed)
     crops = [s.image for s in samples]
     expected = [expected_value(s) for s in samples]
@@ -307,6 +300,31 @@ def main() -> int:
         for r in rows
     ]
     figures["default"] = {"threshold": reader.threshold, "review": default[1], "error": default[2]}
+    return samples, correct
+
+
+def main() -> int:
+    args = parse_args()
+    cv2.setNumThreads(1)
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract on one core too, like the reader
+    reader = Reader(args.model_dir, threads=1)
+    if not (args.data_dir / "mnist").is_dir():
+        print(f"no data at {args.data_dir}: the held-out tiers need MNIST (set --data-dir)")
+        return 2
+    glyphs = hw.MnistGlyphs(args.data_dir, args.split)
+    figures: dict[str, object] = {
+        "model_version": reader.config.get("model_version"),
+        "split": args.split,
+    }
+    if args.split != "test":
+        print(f"glyphs from the {args.split} split: for comparing models, not for reporting\n")
+
+    if args.digits > 0:
+        figures["digits"] = report_digits(reader, glyphs, args)
+    samples: list[FieldSample] = []
+    correct = np.zeros(0, dtype=bool)
+    if args.fields > 0:
+        samples, correct = report_fields(reader, glyphs, args, figures)
 
     photo = photo_tier(reader, args, glyphs)
     figures["photo"] = photo
@@ -326,6 +344,8 @@ def main() -> int:
     if n_tess == 0:
         print("\nspeed and Tesseract baseline skipped (--tesseract 0 or no fields)")
         return write_figures(args, figures)
+    crops = [s.image for s in samples]
+    expected = [expected_value(s) for s in samples]
     subset = crops[:n_tess]
     speed = time_reader(reader, crops[: max(n_tess, 256)])
     t0 = time.perf_counter()
