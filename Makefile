@@ -56,7 +56,7 @@ test-fast: venv sysdeps
 
 train: venv
 	$(BIN)/pip install --quiet -e '.[train]'
-	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out grader/models --seed 0 --minutes 45
+	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out grader/models --seed 0 --minutes 48
 
 lint: venv
 	$(BIN)/ruff check .

@@ -301,10 +301,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    # One compute thread plus one synthesis process fill two cores; two compute threads made
-    # OpenMP spin against the synthesis worker on a shared machine and ran several times slower.
+    # One compute thread and two synthesis processes fill two cores: in bf16 a step computes
+    # in about half the time one process takes to synthesise its batch. Two compute threads
+    # made OpenMP spin against the synthesis workers and ran several times slower.
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--workers", type=int, default=1, help="data synthesis processes")
+    p.add_argument("--workers", type=int, default=2, help="data synthesis processes")
     p.add_argument(
         "--precision",
         choices=("bf16", "fp32"),
