@@ -71,6 +71,9 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
             tally["fields"] += 1
             if field["verdict"] == "review":
                 tally["review"] += 1
+                tally["why: " + review_kind(field.get("reason", ""))] += 1
+                written = truth.written.get(field["id"]) or None
+                tally["review_read_right"] += int(field.get("read") == written)
             elif field["verdict"] == truth.verdicts[field["id"]]:
                 tally["auto_right"] += 1
             else:
@@ -82,6 +85,26 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
                     f"truth {truth.verdicts[field['id']]}"
                 )
     return tally, wrong
+
+
+# What grading says when it sends a field to review, by the start of its reason.
+REVIEW_KINDS = (
+    ("reader unsure", "reader unsure"),
+    ("could also be read as", "expected value among the alternatives"),
+    ("only the decimal point differs", "only the decimal point differs"),
+    ("depends on an earlier reading", "upstream field in review"),
+    ("follow-through rests on", "upstream field in review"),
+    ("photo too blurred", "photo too blurred"),
+    ("box could not be placed", "box not placed"),
+)
+
+
+def review_kind(reason: str) -> str:
+    """A short name for why a field is in review."""
+    for prefix, kind in REVIEW_KINDS:
+        if reason.startswith(prefix):
+            return kind
+    return "not a number" if "is not a number" in reason else reason[:40] or "unknown"
 
 
 def run(key: Path, photos: Path, out: Path, jobs: int) -> tuple[float, int]:
@@ -129,6 +152,10 @@ def main() -> None:
     print(f"fields: {fields}; auto-decided: {auto}, of which wrong: {tally['auto_wrong']}; "
           f"sent to review: {tally['review']} ({100 * tally['review'] / max(fields, 1):.1f}%); "
           f"pages not graded: {tally['page_errors']}")
+    kinds = sorted((k for k in tally if k.startswith("why: ")), key=lambda k: -tally[k])
+    if tally["review"]:
+        print(f"  in review, read right all the same: {tally['review_read_right']}; why: " +
+              ", ".join(f"{k[5:]} {tally[k]}" for k in kinds))
     for line in wrong:
         print(f"  wrong auto-verdict: {line}")
     print(f"peak memory: main process {peak_mb:.0f} MB, largest worker {children_mb:.0f} MB")
