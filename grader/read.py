@@ -131,23 +131,29 @@ def _thin_runs(
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     """Box ``(x0, y0, x1, y1)`` around the ink components worth reading, or None if none.
 
-    Specks are ignored, and so are thin horizontal dashes in the top and bottom bands: those
-    are what is left of the box's top and bottom lines, and counting them would shrink the
-    digits by stretching the window to the crop's full height.
+    Specks are ignored, and so are thin horizontal dashes in the top and bottom bands that lie
+    above or below everything else: those are what is left of the box's top and bottom lines,
+    and counting them would shrink the digits by stretching the window to the crop's full
+    height. A dash level with the other ink is kept: a minus sign before digits written high
+    or low in the box sits there too.
     """
     h = ink.shape[0]
     mask = (ink > 0.35).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     min_area = max(2, int(h * h * 0.0015))
-    keep = []
+    keep: list[tuple[int, int, int, int]] = []
+    dashes: list[tuple[int, int, int, int]] = []
     for i in range(1, n):
         x, y, cw, ch, area = (int(v) for v in stats[i, :5])
+        if area < min_area:
+            continue
         centre = y + ch / 2
         dash = ch <= 0.05 * h and cw >= 2.5 * ch and not 0.3 * h < centre < 0.7 * h
-        if area >= min_area and not dash:
-            keep.append((x, y, x + cw, y + ch))
+        (dashes if dash else keep).append((x, y, x + cw, y + ch))
     if not keep:
         return None
+    top, bottom = min(b[1] for b in keep), max(b[3] for b in keep)
+    keep += [d for d in dashes if top <= (d[1] + d[3]) / 2 <= bottom]
     xs0, ys0, xs1, ys1 = zip(*keep, strict=True)
     return min(xs0), min(ys0), max(xs1), max(ys1)
 

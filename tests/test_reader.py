@@ -91,6 +91,14 @@ def test_box_lines_do_not_eat_a_minus_or_a_one() -> None:
     assert ink[78:83, 140:160].max() > 0.8 and ink[60:100, 198:203].max() > 0.8
 
 
+def test_a_minus_level_with_digits_written_high_is_read_but_a_border_dash_is_not() -> None:
+    ink = np.zeros((64, 144), np.float32)
+    ink[8:36, 60:63] = 1.0  # a "1" written high in the box, reaching into the top band
+    ink[17:19, 40:52] = 1.0  # a minus level with it, above 30 % of the crop's height
+    ink[2:4, 90:110] = 1.0  # what is left of the top border, above everything
+    assert rd._ink_box(ink) == (40, 8, 63, 36)
+
+
 # --- decoding ------------------------------------------------------------------------------
 
 
