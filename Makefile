@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.train-installed
 DATA_DIR ?= ../shared/data
 DEMO_DIR ?= demo
 # System tools the project shells out to, as "command:debian-package".
 SYSTEM_TOOLS := pdftoppm:poppler-utils tesseract:tesseract-ocr redis-server:redis-server
 
-.PHONY: demo test test-fast train lint bench sysdeps venv clean help
+.PHONY: demo test test-fast train train-deps lint bench sysdeps venv clean help
 
 help:
 	@echo "make demo   - set up, print a class set, simulate photos, grade them"
@@ -27,6 +28,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The [train] extra (torch, onnx): for training, and for the tests of the trainer.
+train-deps: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[train]'
+	@touch $(TRAIN_STAMP)
 
 # Installs missing system tools with apt-get when run as root, otherwise says what to run.
 sysdeps:
@@ -48,14 +56,13 @@ demo: venv sysdeps
 	$(BIN)/papergrade demo --out $(DEMO_DIR)
 
 # Lint first: a type or style error fails as fast as a broken test.
-test: venv sysdeps lint
+test: venv train-deps sysdeps lint
 	$(BIN)/python -m pytest -q
 
 test-fast: venv sysdeps
 	$(BIN)/python -m pytest -q -m "not slow"
 
-train: venv
-	$(BIN)/pip install --quiet -e '.[train]'
+train: train-deps
 	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out grader/models --seed 0 --minutes 48
 
 lint: venv
