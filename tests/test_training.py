@@ -114,3 +114,50 @@ def test_a_short_run_exports_a_model_the_reader_loads(tmp_path: Path) -> None:
     crop = Synthesizer(None).render("42", "number", np.random.default_rng(0)).image
     reading = reader.read_batch([crop])[0]
     assert 0.0 <= reading.confidence <= 1.0
+
+
+def short_run(tmp_path: Path, steps: int, *extra: str) -> dict:
+    """Train ``steps`` steps on procedural glyphs; the checkpoint's weights."""
+    train_reader.main(
+        [
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--out",
+            str(tmp_path / "model"),
+            "--steps",
+            str(steps),
+            "--batch",
+            "8",
+            "--workers",
+            "0",
+            "--val-fields",
+            "20",
+            "--views",
+            "1",
+            "--checkpoint",
+            str(tmp_path / "reader.pt"),
+            *extra,
+        ]
+    )
+    return torch.load(tmp_path / "reader.pt")
+
+
+@pytest.mark.slow
+def test_a_resumed_run_ends_where_an_unbroken_one_does(tmp_path: Path) -> None:
+    """Weights, optimiser, generator and data position all carry over.
+
+    Both runs stay within the warm-up, where the learning rate does not depend on the
+    planned total, so two steps extended to four must equal four unbroken steps.
+    """
+    unbroken = short_run(tmp_path / "a", 4)
+    short_run(tmp_path / "b", 2)
+    resumed = short_run(tmp_path / "b", 4, "--resume")
+    assert resumed["step"] == unbroken["step"] == 4
+    for name, weights in unbroken["model"].items():
+        assert torch.equal(weights, resumed["model"][name]), name
+
+
+def test_resuming_with_another_recipe_is_refused(tmp_path: Path) -> None:
+    short_run(tmp_path, 1)
+    with pytest.raises(SystemExit, match="was trained with"):
+        short_run(tmp_path, 2, "--resume", "--lr", "0.01")

@@ -20,6 +20,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -335,7 +336,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--checkpoint", type=Path, default=Path("build/reader.pt"))
     p.add_argument("--export-only", action="store_true", help="calibrate and export a checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from --checkpoint (same seed, batch, lr, precision); a larger --steps "
+        "extends the run, stretching the learning-rate schedule from there",
+    )
     return p.parse_args(argv)
+
+
+# What a resumed run must share with the run that wrote its checkpoint.
+RECIPE_KEYS = ("seed", "batch", "lr", "precision", "poor_capture")
+
+
+@dataclass
+class Progress:
+    """Where training is: steps done, steps planned, minutes of training spent up to ``step``."""
+
+    step: int = 0
+    total: int = 10**9
+    minutes: float = 0.0
 
 
 def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
@@ -344,48 +364,21 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         args.data_dir, "train", args.seed, STREAM_TRAIN, poor_capture_share=args.poor_capture
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    batches = loader(data, 0, args.batch, args.workers)
-    total = args.steps or 10**9
+    progress, rng_state = Progress(total=args.steps or 10**9), None
+    if args.resume:
+        progress, rng_state = resume(args, model, opt)
+    batches = loader(data, progress.step * args.batch, args.batch, args.workers)
+    if rng_state is not None:  # after the loader, whose start draws from torch's generator
+        torch.set_rng_state(rng_state)
     start = time.monotonic()
-    timed_from = 0.0
-    running = [0.0, 0.0]
-    step = 0
-    while step < total:
-        if step == 50:
-            timed_from = time.monotonic()
-        if step == 150 and not args.steps:
-            per_step = (time.monotonic() - timed_from) / 100
-            total = int((args.minutes * 60 - (time.monotonic() - start)) / per_step) + step
-            LOG.info("%.3f s/step: training for %d steps", per_step, total)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
-        batch = next(batches)
-        ctc, ce = losses(model, batch, args.precision)
-        opt.zero_grad()
-        (ctc + ce).backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        running = [0.98 * running[0] + 0.02 * ctc.item(), 0.98 * running[1] + 0.02 * ce.item()]
-        step += 1
-        if step % 50 == 0:
-            LOG.info(
-                "step %d/%d ctc %.4f status %.4f lr %.5f %.1f min",
-                step,
-                total,
-                running[0],
-                running[1],
-                opt.param_groups[0]["lr"],
-                (time.monotonic() - start) / 60,
-            )
-        if step % 1000 == 0:
-            save_checkpoint(args.checkpoint, model, step)
-    save_checkpoint(args.checkpoint, model, step)
+    step = fit(args, model, opt, batches, progress, start)
+    minutes = progress.minutes + (time.monotonic() - start) / 60
     return {
         "seed": args.seed,
         "steps": step,
         "batch": args.batch,
         "fields_seen": step * args.batch,
-        "minutes": round((time.monotonic() - start) / 60, 1),
+        "minutes": round(minutes, 1),
         "lr": args.lr,
         "threads": args.threads,
         "workers": args.workers,
@@ -395,9 +388,87 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(path: Path, model: nn.Module, step: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "step": step}, path)
+def fit(
+    args: argparse.Namespace,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    batches: Iterator[dict[str, Any]],
+    progress: Progress,
+    start: float,
+) -> int:
+    """Steps from ``progress.step`` to the planned total; returns the last step."""
+    timed_from = 0.0
+    running = [0.0, 0.0]
+    step, total = progress.step, progress.total
+    measure = not args.steps and not args.resume
+    while step < total:
+        if step == 50:
+            timed_from = time.monotonic()
+        if step == 150 and measure:
+            per_step = (time.monotonic() - timed_from) / 100
+            total = int((args.minutes * 60 - (time.monotonic() - start)) / per_step) + step
+            LOG.info("%.3f s/step: training for %d steps", per_step, total)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
+        ctc, ce = losses(model, next(batches), args.precision)
+        opt.zero_grad()
+        (ctc + ce).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        running = [0.98 * running[0] + 0.02 * ctc.item(), 0.98 * running[1] + 0.02 * ce.item()]
+        step += 1
+        minutes = progress.minutes + (time.monotonic() - start) / 60
+        if step % 50 == 0:
+            LOG.info(
+                "step %d/%d ctc %.4f status %.4f lr %.5f %.1f min",
+                step,
+                total,
+                running[0],
+                running[1],
+                opt.param_groups[0]["lr"],
+                minutes,
+            )
+        if step % 1000 == 0 or step == total:
+            save_checkpoint(args, model, opt, Progress(step, total, minutes))
+    return step
+
+
+def save_checkpoint(
+    args: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer, progress: Progress
+) -> None:
+    """Everything a run needs to go on exactly: weights, optimiser, generator, step, plan."""
+    args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": torch.get_rng_state(),
+        "step": progress.step,
+        "total": progress.total,
+        "minutes": progress.minutes,
+        "recipe": {key: getattr(args, key) for key in RECIPE_KEYS},
+    }
+    torch.save(state, args.checkpoint)
+
+
+def resume(
+    args: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer
+) -> tuple[Progress, torch.Tensor]:
+    """Load a checkpoint to go on from; the recipe must match the one it was trained with."""
+    if not args.checkpoint.is_file():
+        raise SystemExit(f"--resume: no checkpoint at {args.checkpoint}")
+    state = torch.load(args.checkpoint)
+    if "optimizer" not in state:
+        raise SystemExit(f"--resume: {args.checkpoint} holds weights only; train from scratch")
+    ours = {key: getattr(args, key) for key in RECIPE_KEYS}
+    if state["recipe"] != ours:
+        raise SystemExit(
+            f"--resume: {args.checkpoint} was trained with {state['recipe']}, not {ours}"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    total = args.steps or state["total"]
+    LOG.info("resuming at step %d of %d from %s", state["step"], total, args.checkpoint)
+    return Progress(state["step"], total, state["minutes"]), state["rng"]
 
 
 def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> None:
