@@ -26,6 +26,8 @@ from grader.score import KeptReading, PageContext, ReadingLike, score_page
 # of such a page goes to review instead of being graded on trust.
 READABLE_EDGE_MM = 0.85
 ANNOTATION_PX_PER_MM = 4.0  # about 100 dpi: enough to see the handwriting on annotated pages
+# How the review reason of a box left unplaced by alignment begins (see read_all).
+UNPLACED_REASON = "box could not be placed safely"
 
 
 class ReaderLike(Protocol):
@@ -88,7 +90,7 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
                     for r in readings]
     read = dict(zip(placed, readings, strict=True))
     for name, note in _unplaced_names(aligned).items():
-        why = (f"box could not be placed safely ({note}); read it on the wider view, or "
+        why = (f"{UNPLACED_REASON} ({note}); read it on the wider view, or "
                "photograph the page again with the sheet flat")
         read[name] = KeptReading(None, "blank", 0.0, [], True, why)
     return {name: read[name] for name in named}

@@ -43,13 +43,15 @@ from grader.extract import (
     crop_to_photo,
     remove_lines,
 )
-from grader.grade import READABLE_EDGE_MM, read_all
+from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, read_all
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
 from grader.locate import region_size
 from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
 from grader.read import Reader
 from tests.print_support import rasterize
 from worker.commands import align_cmd
+from worker.commands.grade_cmd import page_line
+from worker.jobs import GradeSummary, PageDone
 from worksheets.errors import KeyFileError
 from worksheets.publish import publish
 from worksheets.spec import load_spec
@@ -488,3 +490,20 @@ def test_align_command_names_an_unplaced_box(printed, tmp_path: Path, capsys) ->
         "Aligned 1 of 1 page(s) (1 box(es) left unplaced, to check by eye)")
     written = {p.name for p in (tmp_path / "crops" / "001_bent.png").iterdir()}
     assert f"{box.box_id}.unplaced.png" in written and f"{box.box_id}.png" not in written
+
+
+def test_grading_sends_an_unplaced_box_to_review_and_says_so(printed) -> None:
+    index = printed[0]
+    image, box = shifted_box_photo(printed)
+    graded = grade_page(image, index, Reader(), "bent.png")
+    field = next(f for f in graded.result.fields if f.field_id == box.box_id)
+    assert field.verdict == "review" and field.reason.startswith(UNPLACED_REASON)
+    assert field.read is None and field.points == 0.0
+    assert graded.crops[box.box_id].shape == aligned_view_shape(box)
+    line = page_line(PageDone(1, graded.result, None), GradeSummary("w"), 1.0)
+    assert "1 box(es) could not be placed" in line
+
+
+def aligned_view_shape(box: BoxSpec) -> tuple[int, int]:
+    width, height = region_size(box.rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)
+    return height, width

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grader.grade import UNPLACED_REASON
 from worker.jobs import GradeRequest, GradeSummary, PageDone, available_cores, grade_batch
 
 
@@ -43,8 +44,11 @@ def page_line(done: PageDone, summary: GradeSummary, rate: float) -> str:
     if not result.graded:
         return f"{counter} ERROR  {result.message}"
     review = sum(f.verdict == "review" for f in result.fields)
+    unplaced = sum(f.reason.startswith(UNPLACED_REASON) for f in result.fields)
     who = result.student.name if result.student else "student not identified yet"
     flags = f", {review} to review" if review else ""
+    flags += (f" ({unplaced} box(es) could not be placed: a flatter photo would do better)"
+              if unplaced else "")
     flags += ", identity to check" if result.identity_review else ""
     return (f"{counter} ok     {result.source}: {who}, page {result.page_number}, "
             f"{len(result.fields)} boxes{flags}")
