@@ -299,6 +299,15 @@ def _export(model: nn.Module, dummy: torch.Tensor, path: Path) -> None:
     )
 
 
+def channel_list(text: str) -> tuple[int, int, int, int, int]:
+    """``"24,48,96,96,128"`` -> the five convolution widths."""
+    widths = [int(part) for part in text.split(",")]
+    if len(widths) != 5 or min(widths) < 1:
+        raise argparse.ArgumentTypeError("five positive channel counts, e.g. 24,48,96,96,128")
+    a, b, c, d, e = widths
+    return a, b, c, d, e
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=hw.default_data_dir())
@@ -308,6 +317,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument(
+        "--channels",
+        type=channel_list,
+        default=(24, 48, 96, 96, 128),
+        help="channels of the five convolution layers, comma-separated",
+    )
+    p.add_argument("--hidden", type=int, default=96, help="LSTM units per direction")
     # One compute thread and two synthesis processes fill two cores: in bf16 a step computes
     # in about half the time one process takes to synthesise its batch. Two compute threads
     # made OpenMP spin against the synthesis workers and ran several times slower.
@@ -346,7 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # What a resumed run must share with the run that wrote its checkpoint.
-RECIPE_KEYS = ("seed", "batch", "lr", "precision", "poor_capture")
+RECIPE_KEYS = ("seed", "batch", "lr", "precision", "poor_capture", "channels", "hidden")
 
 
 @dataclass
@@ -383,6 +399,8 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "threads": args.threads,
         "workers": args.workers,
         "precision": args.precision,
+        "channels": list(args.channels),
+        "hidden": args.hidden,
         "poor_capture_share": args.poor_capture,
         "torch": torch.__version__,
     }
@@ -559,7 +577,12 @@ def main(argv: list[str] | None = None) -> int:
     # Denormal floats (tiny gradients late in an LSTM's backward pass) are very slow on CPUs.
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
-    model = ReaderNet(n_classes=1 + len(hw.ALPHABET), n_status=len(rd.STATUSES))
+    model = ReaderNet(
+        n_classes=1 + len(hw.ALPHABET),
+        n_status=len(rd.STATUSES),
+        widths=args.channels,
+        hidden=args.hidden,
+    )
     # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
     model = in_memory_format(model, torch.channels_last)
     if args.export_only:
