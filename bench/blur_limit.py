@@ -28,7 +28,12 @@ import numpy as np  # noqa: E402
 
 from grader import handwriting as hw  # noqa: E402
 from grader.errors import PageError  # noqa: E402
-from grader.grade import READABLE_EDGE_MM, crops_by_name  # noqa: E402
+from grader.grade import (  # noqa: E402
+    READABLE_EDGE_MM,
+    box_of_name,
+    crops_by_name,
+    unplaced_by_name,
+)
 from grader.io import PageInput, iter_pages  # noqa: E402
 from grader.keyindex import KeyIndex  # noqa: E402
 from grader.pipeline import AlignOptions, align_page  # noqa: E402
@@ -63,13 +68,11 @@ def fields_with_blur(
                 aligned = align_page(page.image, index, AlignOptions(source=truth.photo))
             except PageError:
                 continue
-            digit_ids = [b.box_id for b in aligned.key_page.student_number_boxes]
-            names = {f"student_number.{i + 1}": box for i, box in enumerate(digit_ids)}
-            crops = {n: c for n, c in crops_by_name(aligned).items()
-                     if names.get(n, n) not in aligned.unplaced}
+            boxes, lost = box_of_name(aligned), unplaced_by_name(aligned)
+            crops = {n: c for n, c in crops_by_name(aligned).items() if n not in lost}
             readings = reader.read_batch(list(crops.values()))
             for name, reading in zip(crops, readings, strict=True):
-                written = truth.written.get(names.get(name, name)) or None
+                written = truth.written.get(boxes[name]) or None
                 rows.append((aligned.quality.edge_mm, aligned.quality.px_per_mm,
                              reading.text == written, reading.confidence >= reader.threshold))
     return rows

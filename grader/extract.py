@@ -61,10 +61,13 @@ def crop_size(rect: Rect) -> tuple[int, int]:
     return region_size(rect, CROP_MARGIN_MM, CROP_PX_PER_MM)
 
 
-def sample_crop(gray: np.ndarray, h_box: np.ndarray, rect: Rect) -> np.ndarray:
-    """The raw (H, W) uint8 crop of a box, pixels outside the photo set to white."""
+def sample_crop(
+    gray: np.ndarray, h_box: np.ndarray, rect: Rect, margin_mm: float = CROP_MARGIN_MM
+) -> np.ndarray:
+    """The raw (H, W) uint8 crop of a box plus ``margin_mm``, pixels outside the photo white."""
+    to_photo = h_box @ region_transform(rect, margin_mm, CROP_PX_PER_MM)
     return cv2.warpPerspective(
-        gray, crop_to_photo(h_box, rect), crop_size(rect),
+        gray, to_photo, region_size(rect, margin_mm, CROP_PX_PER_MM),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT, borderValue=255,
     )
@@ -218,11 +221,4 @@ def review_view(gray: np.ndarray, fit: BoxFit) -> np.ndarray:
 
     For a person deciding what is written there; box lines are kept, and it is never read.
     """
-    rect = fit.box.rect
-    to_photo = fit.h @ region_transform(rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)
-    view = cv2.warpPerspective(
-        gray, to_photo, region_size(rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=255,
-    )
-    return normalise_lighting(view)
+    return normalise_lighting(sample_crop(gray, fit.h, fit.box.rect, REVIEW_VIEW_MARGIN_MM))

@@ -79,7 +79,8 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
     A box that could not be placed is not read: it gets an empty reading in review, with why.
     """
     named = crops_by_name(aligned)
-    placed = {name: crop for name, crop in named.items() if name not in _unplaced_names(aligned)}
+    lost = unplaced_by_name(aligned)
+    placed = {name: crop for name, crop in named.items() if name not in lost}
     readings: list[ReadingLike] = (list(reader.read_batch(list(placed.values())))
                                    if placed else [])
     edge_mm = aligned.quality.edge_mm
@@ -89,7 +90,7 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
         readings = [KeptReading(r.text, r.status, r.confidence, list(r.alternatives), True, why)
                     for r in readings]
     read = dict(zip(placed, readings, strict=True))
-    for name, note in _unplaced_names(aligned).items():
+    for name, note in lost.items():
         why = (f"{UNPLACED_REASON} ({note}); read it on the wider view, or "
                "photograph the page again with the sheet flat")
         read[name] = KeptReading(None, "blank", 0.0, [], True, why)
@@ -102,11 +103,17 @@ def crops_by_name(aligned: AlignedPage) -> dict[str, np.ndarray]:
     return {**aligned.crops, **digits}
 
 
-def _unplaced_names(aligned: AlignedPage) -> dict[str, str]:
-    """Unplaced boxes under the names :func:`crops_by_name` gives them, with why."""
+def box_of_name(aligned: AlignedPage) -> dict[str, str]:
+    """The key's box id behind each name :func:`crops_by_name` uses."""
     digit_ids = [b.box_id for b in aligned.key_page.student_number_boxes]
-    return {(f"student_number.{digit_ids.index(box_id) + 1}" if box_id in digit_ids
-             else box_id): note for box_id, note in aligned.unplaced.items()}
+    return {**{field_id: field_id for field_id in aligned.crops},
+            **{f"student_number.{i + 1}": box_id for i, box_id in enumerate(digit_ids)}}
+
+
+def unplaced_by_name(aligned: AlignedPage) -> dict[str, str]:
+    """Unplaced boxes under the names :func:`crops_by_name` gives them, with why."""
+    return {name: aligned.unplaced[box_id] for name, box_id in box_of_name(aligned).items()
+            if box_id in aligned.unplaced}
 
 
 def page_result(

@@ -16,6 +16,7 @@ import cv2
 
 from grader.debug import safe_name, write_debug
 from grader.errors import PageError
+from grader.grade import crops_by_name, unplaced_by_name
 from grader.io import DEFAULT_PDF_DPI, InputFailure, iter_pages
 from grader.keyindex import KeyIndex
 from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
@@ -82,13 +83,10 @@ def write_crops(folder: Path, result: AlignedPage) -> None:
     """One PNG per field (``<field id>.png``) and per student-number digit; a box that could
     not be placed safely gets its wider view as ``<id>.unplaced.png`` instead."""
     folder.mkdir(parents=True, exist_ok=True)
-    digit_ids = [b.box_id for b in result.key_page.student_number_boxes]
-    named = [*result.crops.items(), *zip(digit_ids, result.student_number_crops, strict=True)]
-    for box_id, crop in named:
-        name = (f"student_number.{digit_ids.index(box_id) + 1}" if box_id in digit_ids
-                else safe_name(box_id))
-        suffix = ".unplaced.png" if box_id in result.unplaced else ".png"
-        cv2.imwrite(str(folder / f"{name}{suffix}"), crop)
+    lost = unplaced_by_name(result)
+    for name, crop in crops_by_name(result).items():
+        suffix = ".unplaced.png" if name in lost else ".png"
+        cv2.imwrite(str(folder / f"{safe_name(name)}{suffix}"), crop)
 
 
 def _report_error(source: str, error: PageError, outcomes: Counter[str]) -> None:
