@@ -11,7 +11,7 @@ plain function of the previous one's output:
 6. ``key_index.lookup``      the printed page this photo shows              grader.keyindex
 7. ``check_inside``          every box inside the photo (else cut off)      here
 8. ``refine_boxes``          per-box mapping from each printed border       grader.align
-9. ``check_glare/untrusted`` no box lost to glare, at most two left unplaced  grader.align
+9. ``mark_glare/untrusted`` boxes lost to glare or unplaceable: at most two grader.align
 10. ``extract_crop``         one clean 10 px/mm crop per placed box         grader.extract
 
 A page that cannot be used raises a :class:`~grader.errors.PageError` subclass whose message
@@ -159,7 +159,8 @@ def align_page(
     lines = LineModel.for_blur(metrics.edge_mm)
     box_fits = refine_boxes(gray, fit, key_page.all_boxes, key_page.markers, lines)
     tr.box_fits = box_fits
-    check_glare(gray, box_fits, metrics.paper_level, source)
+    glared = mark_glare(gray, box_fits, metrics.paper_level)
+    check_glare(glared, box_fits, opts.max_unplaced, source)
     uncertain = untrusted(box_fits, source, opts.max_unplaced)
     if uncertain is not None:
         raise uncertain
@@ -260,19 +261,32 @@ def check_inside(gray: np.ndarray, fit: PageFit, page: KeyPage, source: str) -> 
     raise MarkersMissing(f"{source}: answer boxes are outside the photo; {advice}")
 
 
-def check_glare(
-    gray: np.ndarray, box_fits: list[BoxFit], paper_level: float, source: str
-) -> None:
-    """Refuse a page where a box's border vanished under a blown-out highlight.
+GLARE_NOTE = "washed out by glare; check the paper"
+
+
+def mark_glare(gray: np.ndarray, box_fits: list[BoxFit], paper_level: float) -> list[BoxFit]:
+    """Leave unplaced each box whose border vanished under a blown-out highlight.
 
     The border is printed black; if it cannot be found and the paper there is clipped white
     while the sheet's paper elsewhere is not, any writing in the box is washed out too, so
-    the neighbours' placement would not help.  (A scan's paper is white everywhere: no glare.)
+    the neighbours' placement would not help: the box goes to a person, who has the paper,
+    and counts against the page's allowance of unplaced boxes (see :func:`check_glare`).
+    (A scan's paper is white everywhere: no glare.)  Returns the boxes so marked.
     """
     level = max(GLARE_LEVEL, paper_level + 15.0)
-    lost = [f for f in box_fits if not f.found and _paper_level(gray, f) >= level]
-    if lost:
-        names = ", ".join(f.box.box_id for f in lost[:4])
+    glared = [f for f in box_fits if not f.found and _paper_level(gray, f) >= level]
+    for f in glared:
+        f.trusted = False
+        f.note = GLARE_NOTE
+    return glared
+
+
+def check_glare(
+    glared: list[BoxFit], box_fits: list[BoxFit], max_unplaced: int, source: str
+) -> None:
+    """Refuse the page as overexposed when glare leaves more boxes unplaced than allowed."""
+    if glared and untrusted(box_fits, source, max_unplaced) is not None:
+        names = ", ".join(f.box.box_id for f in glared[:4])
         raise Overexposed(
             f"{source}: glare washes out box {names}; tilt the sheet or move the light so no "
             "reflection falls on it, and take the photo again"

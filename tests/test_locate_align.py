@@ -46,7 +46,15 @@ from grader.extract import (
 from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, read_all
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
 from grader.locate import region_size
-from grader.pipeline import AlignedPage, AlignOptions, AlignTrace, align_page
+from grader.pipeline import (
+    GLARE_NOTE,
+    AlignedPage,
+    AlignOptions,
+    AlignTrace,
+    align_page,
+    check_glare,
+    mark_glare,
+)
 from grader.read import Reader
 from tests.print_support import rasterize
 from worker.commands import align_cmd
@@ -508,3 +516,27 @@ def test_grading_sends_an_unplaced_box_to_review_and_says_so(printed) -> None:
 def aligned_view_shape(box: BoxSpec) -> tuple[int, int]:
     width, height = region_size(box.rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)
     return height, width
+
+
+def test_a_box_washed_out_by_glare_is_left_for_review_unless_too_many_are(printed) -> None:
+    """A box whose border is lost in clipped white, on a sheet whose paper is grey elsewhere,
+    is left unplaced (the teacher checks the paper); past the allowance the page is refused
+    as overexposed, as it is with the strict rule."""
+    image = place(printed[1][0], 0.0)[0]
+    fits = align_page(image, printed[0]).box_fits
+    dim = (image.astype(np.float32) * 0.8).astype(np.uint8)  # paper about 200
+    lost = [dataclasses.replace(f, found=False) for f in fits[:3]]
+    for f in lost:
+        x0, y0 = np.floor(f.corners_px.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(f.corners_px.max(axis=0)).astype(int)
+        dim[y0 : y1 + 1, x0 : x1 + 1] = 255
+    one = lost[:1] + [dataclasses.replace(f) for f in fits[1:]]
+    glared = mark_glare(dim, one, paper_level=200.0)
+    assert [f.box.box_id for f in glared] == [fits[0].box.box_id]
+    assert not one[0].trusted and one[0].note == GLARE_NOTE
+    check_glare(glared, one, max_unplaced=2, source="p.jpg")  # left for review
+    with pytest.raises(Overexposed, match=r"p\.jpg: glare washes out box"):
+        check_glare(glared, one, max_unplaced=0, source="p.jpg")
+    three = lost + [dataclasses.replace(f) for f in fits[3:]]
+    with pytest.raises(Overexposed):
+        check_glare(mark_glare(dim, three, 200.0), three, max_unplaced=2, source="p.jpg")
