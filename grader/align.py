@@ -1082,7 +1082,7 @@ def untrusted(
     """The error to raise if the page cannot be used, else None.
 
     A page is refused when fewer than ``MIN_FOUND_SHARE`` of its boxes were found, or when
-    more than ``max_unplaced`` boxes (and at most a third of them) could not be placed
+    more than ``max_unplaced`` boxes (and at most a quarter of them) could not be placed
     safely; the caller must then not crop those boxes for reading (see :func:`unplaced`).
     """
     found = sum(f.found for f in fits)
@@ -1092,9 +1092,7 @@ def untrusted(
             "flatten the sheet and photograph it again from straight above, in even light"
         )
     lost = unplaced(fits)
-    # A third: on a small page two lost boxes still leave the teacher less to do than a
-    # retake, and every other crop there was found by its own border.
-    allowed = min(max_unplaced, len(fits) // 3)
+    allowed = min(max_unplaced, len(fits) // 4)
     if len(lost) <= allowed:
         return None
     return AlignmentUncertain(

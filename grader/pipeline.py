@@ -54,7 +54,7 @@ from worksheets.marks import QR_PREFIX, PageIdentity, parse_payload
 # A box whose border vanished in a blown-out highlight: paper this bright around it.
 GLARE_LEVEL = 248.0
 # Boxes of an aligned page that may be left unplaced (sent to a person) rather than refusing
-# the page; also never more than a third of the page's boxes (see grader.align.untrusted).
+# the page; also never more than a quarter of the page's boxes (see grader.align.untrusted).
 MAX_UNPLACED_BOXES = 2
 
 

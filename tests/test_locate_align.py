@@ -411,9 +411,8 @@ def test_a_page_with_too_many_unplaced_boxes_is_refused(printed) -> None:
     assert untrusted(bent[:3] + fits[3:], "p", max_unplaced=2) is not None
     assert untrusted(bent[:2] + fits[2:], "p", max_unplaced=2) is None
     assert untrusted(bent[:2] + fits[2:], "p", max_unplaced=0) is not None
-    small = bent[:2] + fits[2:7]  # 7 boxes: at most a third (2) may be unplaced
-    assert untrusted(small, "p", max_unplaced=2) is None
-    assert untrusted(bent[:2] + fits[2:5], "p", max_unplaced=2) is not None  # 5 boxes: 1
+    small = bent[:2] + fits[2:7]  # 7 boxes: at most a quarter (1) may be unplaced
+    assert untrusted(small, "p", max_unplaced=2) is not None
 
 
 def test_folded_blurred_sheet_is_aligned(printed) -> None:
