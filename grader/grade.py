@@ -91,8 +91,8 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
                     for r in readings]
     read = dict(zip(placed, readings, strict=True))
     for name, note in lost.items():
-        why = (f"{UNPLACED_REASON} ({note}); read it on the wider view, or "
-               "photograph the page again with the sheet flat")
+        why = (f"{UNPLACED_REASON} ({note}); read it on the wider view or the paper, or "
+               "photograph the page again flat and without glare")
         read[name] = KeptReading(None, "blank", 0.0, [], True, why)
     return {name: read[name] for name in named}
 

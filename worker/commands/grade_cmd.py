@@ -47,7 +47,7 @@ def page_line(done: PageDone, summary: GradeSummary, rate: float) -> str:
     unplaced = sum(f.reason.startswith(UNPLACED_REASON) for f in result.fields)
     who = result.student.name if result.student else "student not identified yet"
     flags = f", {review} to review" if review else ""
-    flags += (f" ({unplaced} box(es) could not be placed: a flatter photo would do better)"
+    flags += (f" ({unplaced} box(es) could not be placed: retake it flat, without glare)"
               if unplaced else "")
     flags += ", identity to check" if result.identity_review else ""
     return (f"{counter} ok     {result.source}: {who}, page {result.page_number}, "
