@@ -40,8 +40,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from grader import handwriting, simulate  # noqa: E402
+from grader.align import BoxFit, review_margin_mm  # noqa: E402
 from grader.errors import PageError  # noqa: E402
-from grader.extract import REVIEW_VIEW_MARGIN_MM, crop_size, crop_to_photo  # noqa: E402
+from grader.extract import crop_size, crop_to_photo  # noqa: E402
 from grader.keyindex import KeyIndex, KeyPage  # noqa: E402
 from grader.pipeline import AlignOptions, AlignTrace, align_page  # noqa: E402
 from worksheets.exercises.registry import FAMILIES  # noqa: E402
@@ -61,8 +62,11 @@ class TierResult:
     errors_mm: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     # How far the neighbours' placement of each unplaced box is off: its wider view must
-    # still show the box (REVIEW_VIEW_MARGIN_MM).
+    # still show the box.  Per box: centre error, the margin a view needs to hold the whole
+    # true box, and the margin its view has (grader.align.review_margin_mm); all mm.
     unplaced_mm: list[float] = field(default_factory=list)
+    unplaced_needed_mm: list[float] = field(default_factory=list)
+    unplaced_view_mm: list[float] = field(default_factory=list)
 
     @property
     def aligned(self) -> int:
@@ -114,6 +118,17 @@ def crop_errors_mm(result_fits: list, cap: simulate.Capture) -> list[float]:
     return errors
 
 
+def needed_margin_mm(fit: BoxFit, cap: simulate.Capture) -> float:
+    """How far (mm, in the box's own frame) the true box reaches beyond its estimated place:
+    the smallest margin of a view around the estimate that holds the whole true box."""
+    quad = cap.box_quads[fit.box.box_id].reshape(-1, 1, 2).astype(np.float64)
+    in_mm = cv2.perspectiveTransform(quad, np.linalg.inv(fit.h)).reshape(-1, 2)
+    x, y, w, h = fit.box.rect
+    beyond = [x - in_mm[:, 0].min(), in_mm[:, 0].max() - (x + w),
+              y - in_mm[:, 1].min(), in_mm[:, 1].max() - (y + h)]
+    return float(max(0.0, *beyond))
+
+
 def run_tier(tier: str, count: int, index: int, key_index: KeyIndex, pages: list[KeyPage],
              rasters: list[np.ndarray]) -> TierResult:
     result = TierResult()
@@ -131,8 +146,10 @@ def run_tier(tier: str, count: int, index: int, key_index: KeyIndex, pages: list
             result.outcomes["aligned" if aligned.fully_aligned else "partly_aligned"] += 1
             placed = [f for f in aligned.box_fits if f.trusted]
             result.errors_mm.extend(crop_errors_mm(placed, cap))
-            result.unplaced_mm.extend(
-                crop_errors_mm([f for f in aligned.box_fits if not f.trusted], cap))
+            lost = [f for f in aligned.box_fits if not f.trusted]
+            result.unplaced_mm.extend(crop_errors_mm(lost, cap))
+            result.unplaced_needed_mm.extend(needed_margin_mm(f, cap) for f in lost)
+            result.unplaced_view_mm.extend(review_margin_mm(f) for f in lost)
             if aligned.key_page.pdf_page != pages[k].pdf_page:
                 result.outcomes["WRONG PAGE"] += 1
         result.seconds.append(time.perf_counter() - start)
@@ -155,10 +172,13 @@ def print_accuracy(results: dict[str, TierResult]) -> None:
               f"{codes or '-'}")
     for tier, r in results.items():
         if r.unplaced_mm:
+            outside = sum(n > v for n, v in zip(r.unplaced_needed_mm, r.unplaced_view_mm,
+                                                strict=True))
             print(f"{tier}: {r.outcomes['partly_aligned']} page(s) usable with "
                   f"{len(r.unplaced_mm)} box(es) left unplaced for review; their estimated "
-                  f"place was off by at most {max(r.unplaced_mm):.1f} mm (review views show "
-                  f"{REVIEW_VIEW_MARGIN_MM:.0f} mm around the box)")
+                  f"place was off by at most {max(r.unplaced_mm):.1f} mm (centre); review "
+                  f"views {min(r.unplaced_view_mm):.1f}-{max(r.unplaced_view_mm):.1f} mm "
+                  f"around the box, {outside} too narrow to hold the whole box")
 
 
 def speed(key_index: KeyIndex, pages: list[KeyPage], rasters: list[np.ndarray], repeats: int,

@@ -7,8 +7,15 @@ that what is tuned on it is measured on pages it never saw.  Per page it prints 
 border and why; with ``--debug DIR`` it writes the overlay of every page that failed or has
 a crop more than ``--flag-mm`` off (see :mod:`grader.debug`).
 
+With ``--unplaced`` it prints instead one line per box left unplaced (on every page that got
+as far as fitting its boxes, refused or not): how far its estimated place really is off
+(centre error, and the margin a view around it needs to hold the whole true box, both mm)
+against the uncertainty recorded for it, and the view margin it gets; then a summary from
+which the review view's widening was calibrated (see ``grader.align.review_margin_mm``).
+
     .venv/bin/python bench/align_failures.py [--tier hard] [--pages 60] [--seed 7100000]
                                              [--debug /tmp/align-debug] [--flag-mm 0.7]
+                                             [--unplaced]
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import argparse
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.align import capture, crop_errors_mm, print_class  # noqa: E402
-from grader import debug  # noqa: E402
+from bench.align import capture, crop_errors_mm, needed_margin_mm, print_class  # noqa: E402
+from grader import debug, simulate  # noqa: E402
+from grader.align import (  # noqa: E402
+    MAX_REVIEW_VIEW_MARGIN_MM,
+    MIN_FOUND_SHARE,
+    REVIEW_VIEW_MARGIN_MM,
+    BoxFit,
+    review_margin_mm,
+)
 from grader.errors import PageError  # noqa: E402
 from grader.pipeline import AlignOptions, AlignTrace, align_page  # noqa: E402
 
@@ -40,11 +56,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEV_SEED)
     parser.add_argument("--debug", type=Path, default=None)
     parser.add_argument("--flag-mm", type=float, default=0.7)
+    parser.add_argument("--unplaced", action="store_true",
+                        help="one line per unplaced box: real error vs recorded uncertainty")
     args = parser.parse_args()
     if args.seed == 9_000_000:
         parser.error("9 000 000 is the benchmark's seed; pick a development seed")
     outcomes: Counter[str] = Counter()
     worst: list[float] = []
+    lost: list[UnplacedBox] = []
     with tempfile.TemporaryDirectory(prefix="align-failures-") as tmp:
         key_index, pages, rasters = print_class(Path(tmp))
         for i in range(args.first, args.first + args.pages):
@@ -69,6 +88,9 @@ def main() -> None:
             outcomes[code] += 1
             if error is None:
                 worst.append(top)
+            if args.unplaced:
+                lost += unplaced_boxes(i, code, trace.box_fits, errs, cap)
+                continue
             missed = [f"{f.box.box_id}({'placed' if f.trusted else 'LOST'}: {f.note}; "
                       f"{e:.2f})" for f, e in zip(trace.box_fits, errs or [np.nan] * 99,
                                                   strict=False) if not f.found]
@@ -80,6 +102,8 @@ def main() -> None:
                 debug.write_debug(args.debug, f"{args.tier}_{args.seed}_{i}", cap.image, trace,
                                   result, error, key_index.geometry.qr_rect,
                                   pages[k].size_mm)
+    if args.unplaced:
+        print_unplaced_summary(lost)
     n = sum(outcomes.values())
     print(f"\n{args.tier}: {outcomes['aligned']}/{n} aligned; " +
           ", ".join(f"{c} {v}" for c, v in outcomes.most_common() if c != "aligned"))
@@ -88,6 +112,85 @@ def main() -> None:
         print(f"worst crop per aligned page: median {np.median(arr):.3f}, max {arr.max():.3f} "
               f"mm; pages over {args.flag_mm} mm: {int((arr > args.flag_mm).sum())}")
 
+
+@dataclass(frozen=True)
+class UnplacedBox:
+    """One unplaced box: page, outcome, how far its estimate is off (centre, and the margin a
+    view needs to hold the whole true box; mm), and its recorded uncertainty (mm)."""
+
+    page: int
+    outcome: str
+    boxes: int
+    found: int
+    box_id: str
+    error_mm: float
+    needed_margin_mm: float
+    uncertainty_mm: float
+    disputed_mm: float
+    note: str
+
+
+def unplaced_boxes(
+    page: int, outcome: str, fits: list[BoxFit], errs: list[float], cap: simulate.Capture
+) -> list[UnplacedBox]:
+    """The page's unplaced boxes, printed one per line as they are collected."""
+    out = []
+    for f, err in zip(fits, errs, strict=True):
+        if f.trusted:
+            continue
+        box = UnplacedBox(page, outcome, len(fits), sum(g.found for g in fits), f.box.box_id,
+                          err,
+                          needed_margin_mm(f, cap), f.uncertainty_mm, f.disputed_mm, f.note)
+        margin = review_margin_mm(f)
+        inside = "inside" if box.needed_margin_mm <= margin else "OUTSIDE"
+        if margin > MAX_REVIEW_VIEW_MARGIN_MM:
+            inside = "too uncertain: page refused"
+        print(f"{page:4d} {outcome:20s} {box.boxes:2d} boxes  {box.box_id:18s} "
+              f"error {err:5.2f} needs {box.needed_margin_mm:5.2f} mm  uncertainty "
+              f"{box.uncertainty_mm:5.2f} mm disputed {box.disputed_mm:4.1f}  view "
+              f"{margin:5.1f} mm {inside}  {f.note}",
+              flush=True)
+        out.append(box)
+    return out
+
+
+def print_unplaced_summary(lost: list[UnplacedBox]) -> None:
+    """Error vs uncertainty over all unplaced boxes, and the factor that would cover them.
+
+    A box needs ``k`` = (needed margin - disputed) / uncertainty for a view of margin
+    ``disputed + k * uncertainty`` to hold it; the floor of ``REVIEW_VIEW_MARGIN_MM`` covers
+    a box needing no more, so the factor that covers every box is the largest ``k`` among
+    the others.
+    """
+    if not lost:
+        print("\nno unplaced boxes")
+        return
+    u = np.array([b.uncertainty_mm for b in lost])
+    need = np.array([b.needed_margin_mm for b in lost])
+    err = np.array([b.error_mm for b in lost])
+    k = np.maximum(need - np.array([b.disputed_mm for b in lost]), 0.0) / u
+    usable = np.array([b.outcome == "partly_aligned" for b in lost])
+    # Pages with fewer than half their boxes found are refused whatever the views would be.
+    judged = np.array([b.found >= MIN_FOUND_SHARE * b.boxes for b in lost])
+    print(f"\n{len(lost)} unplaced boxes on {len({b.page for b in lost})} pages "
+          f"({int(usable.sum())} on pages used, {int((~np.isfinite(u)).sum())} with no "
+          f"prediction)")
+    print(f"{'uncertainty mm':>16} {'boxes':>6} {'used':>5} {'max error':>10} "
+          f"{'max needed':>11} {'max k':>6}")
+    edges = [0.0, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf]
+    for lo, hi in pairwise(edges):
+        sel = (u >= lo) & (u < hi)
+        if sel.any():
+            print(f"{lo:7.1f} - {hi:<7.1f} {int(sel.sum()):6d} {int(usable[sel].sum()):5d} "
+                  f"{err[sel].max():10.2f} {need[sel].max():11.2f} {k[sel].max():6.2f}")
+    beyond = need > REVIEW_VIEW_MARGIN_MM
+    for name, sel in (("all", np.ones_like(usable)), ("on pages with half found", judged),
+                      ("on pages used", usable)):
+        if sel.any():
+            cover = float(k[sel & beyond].max()) if (sel & beyond).any() else 0.0
+            print(f"{name}: k median {np.median(k[sel]):.2f}, max {k[sel].max():.2f}; "
+                  f"k covering every box with the {REVIEW_VIEW_MARGIN_MM:.0f} mm floor: "
+                  f"{cover:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -248,7 +248,12 @@ class BoxFit:
     box's centre is from where the global homography put it, in page mm (``corner_shifts_mm``:
     (4, 2) the same per corner).  ``contrast``: line darkening of the weakest side, as a share
     of paper brightness.  ``trusted``: False when the box could be neither found nor placed
-    safely from its neighbours; such a box must not be cropped.
+    safely from its neighbours; such a box must not be cropped.  ``uncertainty_mm``: for a box
+    not found by its border, how far (mm) its placement may be off: the uncertainty of the
+    neighbours' prediction that placed it, infinite where none could (0 for a found box).
+    ``disputed_mm``: for a border refused because its neighbours put the box elsewhere, how
+    far away (the box stays at its border, but may be there; ``uncertainty_mm`` is then the
+    neighbours').  An unplaced box's review view is widened by both (:func:`review_margin_mm`).
     """
 
     box: BoxSpec
@@ -260,6 +265,10 @@ class BoxFit:
     note: str = ""
     corner_shifts_mm: np.ndarray = field(default_factory=lambda: np.zeros((4, 2)))
     trusted: bool = True
+    # Unknown until something places the box: a box no path sets this for is refused, not
+    # shown in a view too narrow to hold it.
+    uncertainty_mm: float = float("inf")
+    disputed_mm: float = 0.0
 
 
 def box_corners_mm(rect: Rect) -> np.ndarray:
@@ -772,8 +781,9 @@ class Correction:
     uncertainty: float = 0.0
 
     @classmethod
-    def none(cls, centre: np.ndarray) -> Correction:
-        return cls(centre, np.zeros(2), np.zeros((2, 2)))
+    def none(cls, centre: np.ndarray, uncertainty: float = 0.0) -> Correction:
+        """No correction; ``uncertainty``: how far the uncorrected homography may be off."""
+        return cls(centre, np.zeros(2), np.zeros((2, 2)), uncertainty)
 
     def apply(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) page mm -> (N, 2) corrected page mm."""
@@ -802,7 +812,7 @@ def fit_box(
     per segment.  Returns a BoxFit with ``found`` False (and the predicted placement) when
     the border is not convincingly there.
     """
-    corr = correction or Correction.none(np.array(box.centre))
+    corr = correction or Correction.none(np.array(box.centre), float("inf"))
     r = REFINE_PX_PER_MM
     ridge_px = max(2, round(lines.ridge_mm * r))
     win = window or Window.widest()
@@ -891,7 +901,7 @@ def _found(
     corners_px = project(to_photo, corners)
     shift = project(np.linalg.inv(h_page), corners_px) - box_corners_mm(box.rect)
     return BoxFit(box, corners_px, _box_homography(box.rect, corners_px), True,
-                  shift.mean(axis=0), contrast, corner_shifts_mm=shift)
+                  shift.mean(axis=0), contrast, corner_shifts_mm=shift, uncertainty_mm=0.0)
 
 
 def _neighbour_lines(
@@ -944,13 +954,14 @@ def _extent(pair: LinePair) -> tuple[int, int]:
 
 
 def _placed(box: BoxSpec, h_page: np.ndarray, corr: Correction, note: str) -> BoxFit:
-    """A box placed by a predicted correction of the global homography."""
+    """A box placed by a predicted correction of the global homography (as uncertain)."""
     corners_mm = box_corners_mm(box.rect)
     moved = corr.apply(corners_mm)
     corners_px = project(h_page, moved)
     shift = moved - corners_mm
     return BoxFit(box, corners_px, _box_homography(box.rect, corners_px), False,
-                  shift.mean(axis=0), 0.0, note, corner_shifts_mm=shift)
+                  shift.mean(axis=0), 0.0, note, corner_shifts_mm=shift,
+                  uncertainty_mm=corr.uncertainty)
 
 
 @dataclass
@@ -1076,14 +1087,45 @@ def refine_boxes(
     return ordered
 
 
+# --- review views of unplaced boxes ---------------------------------------------------------
+
+# A box left unplaced is shown to a person in a view this much wider than the box on every
+# side, around its estimated place (see grader.extract.review_view) ...
+REVIEW_VIEW_MARGIN_MM = 8.0
+# ... or wider: this many times the uncertainty of that estimate.  The uncertainty measures
+# how well the neighbours agree; it cannot see a group of boxes lying together beyond the
+# border search (under a fold), so real errors reach many times it.  Calibrated on 900
+# development pages of the hard tier (bench/align_failures.py --pages 900 --unplaced): of 99
+# unplaced boxes on pages with at least half their boxes found, the worst needed a 9.0 mm
+# margin at an uncertainty of 0.95 mm (two boxes lost together on a four-box page); 10x
+# covers every one.  Boxes on the pages actually used needed at most 4.3 mm.
+REVIEW_MARGIN_PER_UNCERTAINTY = 10.0
+# ... but never wider than this: around a 32 x 12 mm box a 20 mm margin shows a 72 x 52 mm
+# patch of the page, in which a person can still find the box and read it.  A box that
+# would need more (an uncertainty over 2 mm) refuses the page.
+MAX_REVIEW_VIEW_MARGIN_MM = 20.0
+
+
+def review_margin_mm(fit: BoxFit) -> float:
+    """Margin (mm) of the view that surely holds an unplaced box, from its uncertainty.
+
+    A refused border's view is centred on the border and must also reach where the
+    neighbours put the box, ``disputed_mm`` away, give or take their uncertainty.
+    """
+    reach = fit.disputed_mm + REVIEW_MARGIN_PER_UNCERTAINTY * fit.uncertainty_mm
+    return max(REVIEW_VIEW_MARGIN_MM, reach)
+
+
 def untrusted(
     fits: list[BoxFit], source: str, max_unplaced: int = 0
 ) -> AlignmentUncertain | None:
     """The error to raise if the page cannot be used, else None.
 
-    A page is refused when fewer than ``MIN_FOUND_SHARE`` of its boxes were found, or when
+    A page is refused when fewer than ``MIN_FOUND_SHARE`` of its boxes were found, when
     more than ``max_unplaced`` boxes (and at most a quarter of them) could not be placed
-    safely; the caller must then not crop those boxes for reading (see :func:`unplaced`).
+    safely, or when one that could not is so uncertain that no readable view surely shows it
+    (:func:`review_margin_mm` beyond ``MAX_REVIEW_VIEW_MARGIN_MM``).  Otherwise the caller
+    must still not crop the unplaced boxes for reading (see :func:`unplaced`).
     """
     found = sum(f.found for f in fits)
     if fits and found < MIN_FOUND_SHARE * len(fits):
@@ -1093,13 +1135,21 @@ def untrusted(
         )
     lost = unplaced(fits)
     allowed = min(max_unplaced, len(fits) // 4)
-    if len(lost) <= allowed:
-        return None
-    return AlignmentUncertain(
-        f"{source}: box {lost[0].box.box_id} cannot be placed safely ({lost[0].note}; the "
-        "sheet is too bent around it); flatten the sheet, keep it uncovered, and photograph "
-        "it again"
-    )
+    if len(lost) > allowed:
+        return AlignmentUncertain(
+            f"{source}: box {lost[0].box.box_id} cannot be placed safely ({lost[0].note}; the "
+            "sheet is too bent around it); flatten the sheet, keep it uncovered, and "
+            "photograph it again"
+        )
+    unseen = [f for f in lost if review_margin_mm(f) > MAX_REVIEW_VIEW_MARGIN_MM]
+    if unseen:
+        return AlignmentUncertain(
+            f"{source}: box {unseen[0].box.box_id} cannot be placed safely "
+            f"({unseen[0].note}), and its estimated place could be more than "
+            f"{MAX_REVIEW_VIEW_MARGIN_MM:.0f} mm off, too far to show it for review; flatten "
+            "the sheet, keep it uncovered, and photograph it again from straight above"
+        )
+    return None
 
 
 def unplaced(fits: list[BoxFit]) -> list[BoxFit]:
@@ -1171,6 +1221,9 @@ def _demote_outliers(fits: list[BoxFit], anchors: Anchors, scene: Scene | None =
         f.found = False
         f.trusted = False
         f.note = note
+        # It stays where its border is; the box may as well be where the neighbours put it.
+        f.uncertainty_mm = guess.uncertainty
+        f.disputed_mm = off
 
 
 # A border this far (mm) from its neighbours' placement may still be a fold's far side...
@@ -1201,6 +1254,8 @@ def _nothing_where_predicted(f: BoxFit, guess: Correction, off: float, scene: Sc
 
 
 def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:
+    """Box ``f`` (not found) placed from its neighbours, or left where its search put it,
+    untrusted, with that placement's uncertainty."""
     guess = predict(np.array(f.box.centre), anchors)
     if guess is None or guess.uncertainty > MAX_FALLBACK_UNCERTAINTY_MM:
         f.trusted = False
@@ -1268,5 +1323,5 @@ def _from_row(i: int, fits: list[BoxFit], h_page: np.ndarray) -> BoxFit:
     corners_px = project(h_page, corners_mm + shift)
     return BoxFit(f.box, corners_px, _box_homography(f.box.rect, corners_px), False,
                   shift.mean(axis=0), 0.0, f"{f.note}; placed between its row's neighbours",
-                  corner_shifts_mm=shift)
+                  corner_shifts_mm=shift, uncertainty_mm=ROW_AGREE_MM)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from grader.align import BoxFit
+from grader.align import MAX_REVIEW_VIEW_MARGIN_MM, BoxFit, review_margin_mm
 from grader.keyindex import BoxSpec, Rect
 from grader.locate import region_size, region_transform
 
@@ -32,9 +32,6 @@ LINE_MAX_HALF_PX = 6
 # pencil stroke lying on the line: well above JPEG and sensor noise in a lit crop.
 EXTRA_INK_LEVEL = 45.0
 LINE_DARKNESS_PERCENTILE = 15.0
-# Margin of the view shown to a person for a box that could not be placed safely: wider than
-# the few millimetres its placement may be off, so the box is somewhere in the picture.
-REVIEW_VIEW_MARGIN_MM = 8.0
 
 
 @dataclass(frozen=True)
@@ -220,5 +217,9 @@ def review_view(gray: np.ndarray, fit: BoxFit) -> np.ndarray:
     """A wide, evenly lit (H, W) uint8 view around a box that could not be placed safely.
 
     For a person deciding what is written there; box lines are kept, and it is never read.
+    Its margin grows with how far the box's estimated place may be off
+    (:func:`grader.align.review_margin_mm`); a page with a box that would need more than
+    ``MAX_REVIEW_VIEW_MARGIN_MM`` is refused before any view is cut.
     """
-    return normalise_lighting(sample_crop(gray, fit.h, fit.box.rect, REVIEW_VIEW_MARGIN_MM))
+    margin = min(review_margin_mm(fit), MAX_REVIEW_VIEW_MARGIN_MM)
+    return normalise_lighting(sample_crop(gray, fit.h, fit.box.rect, margin))

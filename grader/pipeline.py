@@ -18,7 +18,8 @@ A page that cannot be used raises a :class:`~grader.errors.PageError` subclass w
 names the page (``options.source``) and says what to do; a page is never returned if its
 alignment could be wrong.  The one exception is a box or two that cannot be placed safely on
 an otherwise aligned page (``options.max_unplaced``): the page is returned with those boxes
-in ``unplaced``, their crops a wider view for a person to look at, never to be read.
+in ``unplaced``, their crops a wider view for a person to look at, never to be read, wide
+enough to hold the box wherever its uncertainty says it may be (else the page is refused).
 ``trace`` (optional) collects what each stage found, also when a later stage fails, for
 debug overlays.
 """
@@ -271,7 +272,10 @@ def mark_glare(gray: np.ndarray, box_fits: list[BoxFit], paper_level: float) -> 
     while the sheet's paper elsewhere is not, any writing in the box is washed out too, so
     the neighbours' placement would not help: the box goes to a person, who has the paper,
     and counts against the page's allowance of unplaced boxes (see :func:`check_glare`).
-    (A scan's paper is white everywhere: no glare.)  Returns the boxes so marked.
+    Its review view is centred where the neighbours put it and keeps that placement's
+    uncertainty (``BoxFit.uncertainty_mm``, set when it was placed), so it is widened, or the
+    page refused, like any unplaced box's.  (A scan's paper is white everywhere: no glare.)
+    Returns the boxes so marked.
     """
     level = max(GLARE_LEVEL, paper_level + 15.0)
     glared = [f for f in box_fits if not f.found and _paper_level(gray, f) >= level]
@@ -284,7 +288,8 @@ def mark_glare(gray: np.ndarray, box_fits: list[BoxFit], paper_level: float) -> 
 def check_glare(
     glared: list[BoxFit], box_fits: list[BoxFit], max_unplaced: int, source: str
 ) -> None:
-    """Refuse the page as overexposed when glare leaves more boxes unplaced than allowed."""
+    """Refuse the page as overexposed when glare leaves more boxes unplaced than allowed,
+    or leaves one too uncertain to show for review (see :func:`grader.align.untrusted`)."""
     if glared and untrusted(box_fits, source, max_unplaced) is not None:
         names = ", ".join(f.box.box_id for f in glared[:4])
         raise Overexposed(

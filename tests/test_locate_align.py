@@ -18,12 +18,20 @@ import pytest
 
 from grader import simulate
 from grader.align import (
+    MAX_REVIEW_VIEW_MARGIN_MM,
+    REVIEW_MARGIN_PER_UNCERTAINTY,
+    REVIEW_VIEW_MARGIN_MM,
     AlignmentUncertain,
+    Anchors,
+    BoxFit,
     Correction,
     LineModel,
     Scene,
+    _from_neighbours,
     _from_row,
     _nothing_where_predicted,
+    fit_box,
+    review_margin_mm,
     untrusted,
 )
 from grader.errors import (
@@ -37,11 +45,11 @@ from grader.errors import (
 )
 from grader.extract import (
     CROP_PX_PER_MM,
-    REVIEW_VIEW_MARGIN_MM,
     CropLine,
     crop_size,
     crop_to_photo,
     remove_lines,
+    review_view,
 )
 from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, read_all
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
@@ -396,7 +404,7 @@ def test_one_unplaced_box_is_sent_to_review_and_the_rest_is_read(printed) -> Non
     aligned = align_page(image, index)
     assert list(aligned.unplaced) == [box.box_id] and not aligned.fully_aligned
     view = aligned.crops[box.box_id]
-    assert view.shape == region_size(box.rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)[::-1]
+    assert view.shape == aligned_view_shape(fit_of(aligned.box_fits, box))
     readings = read_all(aligned, Reader())
     lost = readings[box.box_id]
     assert lost.needs_review and lost.text is None and lost.confidence == 0.0
@@ -507,14 +515,101 @@ def test_grading_sends_an_unplaced_box_to_review_and_says_so(printed) -> None:
     field = next(f for f in graded.result.fields if f.field_id == box.box_id)
     assert field.verdict == "review" and field.reason.startswith(UNPLACED_REASON)
     assert field.read is None and field.points == 0.0
-    assert graded.crops[box.box_id].shape == aligned_view_shape(box)
+    unplaced_fit = fit_of(align_page(image, index).box_fits, box)
+    assert graded.crops[box.box_id].shape == aligned_view_shape(unplaced_fit)
     line = page_line(PageDone(1, graded.result, None), GradeSummary("w"), 1.0)
     assert "1 box(es) could not be placed" in line
 
 
-def aligned_view_shape(box: BoxSpec) -> tuple[int, int]:
-    width, height = region_size(box.rect, REVIEW_VIEW_MARGIN_MM, CROP_PX_PER_MM)
+def fit_of(fits: list[BoxFit], box: BoxSpec) -> BoxFit:
+    return next(f for f in fits if f.box.box_id == box.box_id)
+
+
+def aligned_view_shape(fit: BoxFit) -> tuple[int, int]:
+    """(H, W) of an unplaced box's review view: at least REVIEW_VIEW_MARGIN_MM around it."""
+    margin = review_margin_mm(fit)
+    assert REVIEW_VIEW_MARGIN_MM <= margin <= MAX_REVIEW_VIEW_MARGIN_MM
+    width, height = region_size(fit.box.rect, margin, CROP_PX_PER_MM)
     return height, width
+
+
+def test_a_refused_border_records_how_far_the_box_may_be_from_its_view(printed) -> None:
+    """A border 1 mm from where flat neighbours put it stays where it is, unplaced: the box
+    may as well be where the neighbours put it, and its view reaches there."""
+    image, box = shifted_box_photo(printed)
+    lost = fit_of(align_page(image, printed[0]).box_fits, box)
+    assert not lost.trusted and not lost.found
+    assert 0.9 <= lost.disputed_mm <= 1.5 and lost.uncertainty_mm < 0.3
+    far = dataclasses.replace(lost, disputed_mm=REVIEW_VIEW_MARGIN_MM + 1.0)
+    assert review_margin_mm(far) >= far.disputed_mm + REVIEW_MARGIN_PER_UNCERTAINTY * \
+        lost.uncertainty_mm
+
+
+def wiped_box_scene(printed) -> tuple[np.ndarray, AlignTrace, BoxSpec, LineModel]:
+    """A flat page with one answer box painted out, aligned: photo, trace, box, line model."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    page = key_page(index, 0)
+    box = page.fields[len(page.fields) // 2]
+    x, y, w, h = box.rect
+    pts = (np.array([[x - 1, y - 1], [x + w + 1, y + h + 1]]) * PPM - 0.5) @ m[:, :2].T
+    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
+    image[y0:y1, x0:x1] = 250
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    return image, trace, box, LineModel.for_blur(result.quality.edge_mm)
+
+
+def test_a_box_not_found_records_the_uncertainty_of_its_placement(printed) -> None:
+    """A box whose border is not found keeps the uncertainty of the prediction that placed
+    it, also when its neighbours then cannot place it better; with no prediction, infinity."""
+    image, trace, box, lines = wiped_box_scene(printed)
+    assert trace.fit is not None
+    guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 1.7)
+    missed = fit_box(image, trace.fit.h, box, lines, guess)
+    assert not missed.found and missed.uncertainty_mm == pytest.approx(1.7)
+    assert fit_box(image, trace.fit.h, box, lines).uncertainty_mm == np.inf
+    # Neighbours that disagree by millimetres cannot place it within 0.3 mm.
+    centre = np.array(box.centre)
+    points = centre + np.array([[-20.0, 0.0], [20.0, 0.0], [0.0, -20.0], [0.0, 20.0]])
+    shifts = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    anchors = Anchors(points, shifts, np.arange(4))
+    left = _from_neighbours(missed, trace.fit.h, anchors)
+    assert not left.trusted and left.uncertainty_mm == pytest.approx(1.7)
+
+
+def test_the_review_view_widens_with_the_uncertainty(printed) -> None:
+    image, box = shifted_box_photo(printed)
+    lost = dataclasses.replace(fit_of(align_page(image, printed[0]).box_fits, box),
+                               disputed_mm=0.0)
+    sure = dataclasses.replace(lost, uncertainty_mm=0.1)
+    assert review_margin_mm(sure) == REVIEW_VIEW_MARGIN_MM
+    assert review_view(image, sure).shape == aligned_view_shape(sure)
+    wide_margin = (REVIEW_VIEW_MARGIN_MM + MAX_REVIEW_VIEW_MARGIN_MM) / 2
+    loose = dataclasses.replace(lost, uncertainty_mm=wide_margin / REVIEW_MARGIN_PER_UNCERTAINTY)
+    assert review_margin_mm(loose) == pytest.approx(wide_margin)
+    view = review_view(image, loose)
+    assert view.shape == aligned_view_shape(loose)
+    assert view.shape[0] > review_view(image, sure).shape[0]
+
+
+def test_a_page_whose_unplaced_box_is_too_uncertain_for_any_view_is_refused(printed) -> None:
+    """Within the allowance of unplaced boxes, a box that no readable view surely shows
+    still refuses the page, naming the box."""
+    fits = align_page(place(printed[1][0], 0.0)[0], printed[0]).box_fits
+    limit = MAX_REVIEW_VIEW_MARGIN_MM / REVIEW_MARGIN_PER_UNCERTAINTY
+
+    def lost_with(uncertainty: float) -> list[BoxFit]:
+        lost = dataclasses.replace(fits[0], found=False, trusted=False, note="border not found",
+                                   uncertainty_mm=uncertainty)
+        return [lost, *fits[1:]]
+
+    assert untrusted(lost_with(0.9 * limit), "p.jpg", max_unplaced=2) is None
+    for too_far in (1.1 * limit, np.inf):
+        refusal = untrusted(lost_with(too_far), "p.jpg", max_unplaced=2)
+        assert isinstance(refusal, AlignmentUncertain)
+        assert fits[0].box.box_id in refusal.message and "photograph it again" in refusal.message
+        assert f"more than {MAX_REVIEW_VIEW_MARGIN_MM:.0f} mm off" in refusal.message
 
 
 def test_a_box_washed_out_by_glare_is_left_for_review_unless_too_many_are(printed) -> None:
