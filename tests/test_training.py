@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synth import Synthesizer
+from training.synth import Synthesizer, TrainingGlyphs
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -57,6 +57,40 @@ def test_a_share_of_poor_captures_is_mixed_in() -> None:
         assert is_good != is_poor
         poor += int(is_poor)
     assert 8 <= poor <= 32
+
+
+class MarkedGlyphs:
+    """A glyph source whose every glyph is the value 0.77, to tell it from procedural ink."""
+
+    def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
+        return np.full((28, 28), 0.77, np.float32)
+
+
+def from_data(glyphs: TrainingGlyphs, char: str, draws: int = 60) -> float:
+    """Share of ``draws`` glyphs of ``char`` that came from the data rather than strokes."""
+    rng = np.random.default_rng(7)
+    return float(np.mean([glyphs.glyph(char, rng)[0, 0] == np.float32(0.77) for _ in range(draws)]))
+
+
+def test_digits_and_symbols_take_their_own_procedural_share() -> None:
+    """Symbols are half procedural; digits follow their own share (none by default)."""
+    default = TrainingGlyphs(MarkedGlyphs())
+    assert from_data(default, "7") == 1.0
+    assert 0.25 < from_data(default, ".") < 0.75
+    assert 0.25 < from_data(default, "-") < 0.75
+    half = TrainingGlyphs(MarkedGlyphs(), symbol_stroke_share=0.0, digit_stroke_share=0.5)
+    assert 0.25 < from_data(half, "3") < 0.75
+    assert from_data(half, "-") == 1.0
+
+
+def test_each_glyph_makes_one_draw_to_choose_its_source() -> None:
+    """As before digits and symbols had separate shares, so older streams reproduce."""
+    glyphs = TrainingGlyphs(MarkedGlyphs(), symbol_stroke_share=0.0, digit_stroke_share=0.0)
+    used, counted = np.random.default_rng(3), np.random.default_rng(3)
+    for char in "12-.9":
+        glyphs.glyph(char, used)
+        counted.random()
+    assert used.random() == counted.random()
 
 
 torch = pytest.importorskip("torch", reason="trainer tests need the [train] extra (torch)")
@@ -161,3 +195,21 @@ def test_resuming_with_another_recipe_is_refused(tmp_path: Path) -> None:
     short_run(tmp_path, 1)
     with pytest.raises(SystemExit, match="was trained with"):
         short_run(tmp_path, 2, "--resume", "--lr", "0.01")
+
+
+def test_recalibrating_rewrites_the_calibration_and_keeps_the_weights(tmp_path: Path) -> None:
+    short_run(tmp_path, 2)
+    out = tmp_path / "model"
+    weights = (out / "reader.onnx").read_bytes()
+    before = json.loads((out / "reader.json").read_text())
+    code = train_reader.main(
+        ["--data-dir", str(tmp_path / "no-data"), "--out", str(out), "--recalibrate",
+         "--val-fields", "30", "--views", "1", "--workers", "0"]
+    )
+    assert code == 0
+    after = json.loads((out / "reader.json").read_text())
+    assert (out / "reader.onnx").read_bytes() == weights
+    assert after["calibration"]["fields"] == 30 and before["calibration"]["fields"] == 20
+    assert after["calibration"]["digits"] == "mnist"
+    assert after["training"] == before["training"]
+    rd.Reader(out, threads=1)  # still loads

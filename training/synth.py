@@ -60,17 +60,25 @@ class TrainingGlyphs:
     """Digits from MNIST or the procedural glyphs, symbols from MDAS or the procedural ones.
 
     The MDAS symbols come from two writers only, so half the minus signs and decimal points
-    are procedural, which keeps the model from learning those two writers' habits.
+    are procedural (``symbol_stroke_share``), which keeps the model from learning those two
+    writers' habits.  ``digit_stroke_share`` is the same choice for each digit.
     """
 
-    def __init__(self, mnist: hw.GlyphSource | None, stroke_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        mnist: hw.GlyphSource | None,
+        symbol_stroke_share: float = 0.5,
+        digit_stroke_share: float = 0.0,
+    ) -> None:
         self.mnist = mnist
         self.strokes = hw.StrokeGlyphs()
-        self.stroke_share = stroke_share if mnist is not None else 1.0
+        self.symbol_stroke_share = symbol_stroke_share if mnist is not None else 1.0
+        self.digit_stroke_share = digit_stroke_share if mnist is not None else 1.0
 
     def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
         """A glyph of ``char``: ``float32`` ``(28, 28)`` ink in ``0..1``."""
-        if self.mnist is None or rng.random() < self.stroke_share:
+        share = self.digit_stroke_share if char.isdigit() else self.symbol_stroke_share
+        if self.mnist is None or rng.random() < share:
             return self.strokes.glyph(char, rng)
         return self.mnist.glyph(char, rng)
 
@@ -78,9 +86,11 @@ class TrainingGlyphs:
 class Synthesizer:
     """Makes :class:`FieldSample` crops from a glyph source.
 
-    ``digit_source`` draws digits and ``symbol_source`` the minus and dot; ``stroke_share`` is
-    the fraction of numbers written entirely with procedural glyphs (so the model also reads
-    the simulator's handwriting when no data is installed).
+    ``mnist`` draws digits and the minus and dot; ``stroke_share`` is the fraction of numbers
+    written entirely with procedural glyphs (so the model also reads the simulator's
+    handwriting when no data is installed); in the other numbers, each symbol and each digit
+    is procedural with ``symbol_stroke_share`` and ``digit_stroke_share`` (see
+    :class:`TrainingGlyphs`).
     """
 
     def __init__(
@@ -88,10 +98,11 @@ class Synthesizer:
         mnist: hw.GlyphSource | None,
         stroke_share: float = 0.15,
         symbol_stroke_share: float = 0.5,
+        digit_stroke_share: float = 0.0,
         clean: bool = False,
         poor_capture_share: float = 0.0,
     ) -> None:
-        self.mnist_like = TrainingGlyphs(mnist, symbol_stroke_share)
+        self.mnist_like = TrainingGlyphs(mnist, symbol_stroke_share, digit_stroke_share)
         self.strokes = hw.StrokeGlyphs()
         self.stroke_share = stroke_share if mnist is not None else 1.0
         self.clean = clean
