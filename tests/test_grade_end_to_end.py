@@ -100,3 +100,29 @@ def test_class_run_matches_ground_truth(scanned_class, database_url, tmp_path: P
         if row["provisional"].lower() in ("", "no", "false", "0"):
             assert float(row["total"]) == pytest.approx(truth_total)
     assert (out / "report.html").is_file() and any((out / "students").glob("*.pdf"))
+
+
+def reasons(out: Path) -> list[str]:
+    results = json.loads((out / "results.json").read_text())
+    return [f["reason"] or "" for p in results["pages"]
+            for f in p["fields"] if f["verdict"] == "review"]
+
+
+def test_the_review_threshold_is_the_teachers_to_set(scanned_class, tmp_path: Path) -> None:
+    """0 sends no reading to review for being unsure; 1 sends every reading of a box there."""
+    base = ["grade", "--key", str(scanned_class["root"] / "print" / "key.json"),
+            str(scanned_class["root"] / "scans"), "--students", str(scanned_class["roster"]),
+            "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "lenient"), "--review-threshold", "0"]) == 0
+    assert not [r for r in reasons(tmp_path / "lenient") if r.startswith("reader unsure")]
+    assert main([*base, "--out", str(tmp_path / "strict"), "--review-threshold", "1"]) == 0
+    strict = json.loads((tmp_path / "strict" / "results.json").read_text())
+    unsure = [f for p in strict["pages"] for f in p["fields"]
+              if f["read"] is not None and f["confidence"] < 1.0]
+    assert unsure and all(f["verdict"] == "review" for f in unsure)
+
+
+def test_a_review_threshold_outside_0_to_1_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["grade", "--key", "key.json", "photos", "--review-threshold", "1.5"])
+    assert "not between 0 and 1" in capsys.readouterr().err

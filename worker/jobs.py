@@ -45,6 +45,9 @@ class GradeRequest:
     gradebook_format: str = "default"
     jobs: int = 1
     pdf_dpi: int = 200
+    # The reader's confidence below which a reading goes to review (None: the model's own,
+    # calibrated for at most 1 wrong reading in 500 accepted).
+    review_threshold: float | None = None
 
 
 @dataclass
@@ -77,12 +80,16 @@ class GradeSummary:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(key_path: str, roster: list[tuple[str, str]], out_dir: str, dpi: int) -> None:
+def _init_worker(
+    key_path: str, roster: list[tuple[str, str]], out_dir: str, dpi: int,
+    review_threshold: float | None,
+) -> None:
     """Load the key and the reader once per process (not once per page)."""
     from grader.read import Reader
 
     cv2.setNumThreads(1)
-    _STATE.update(key_index=KeyIndex.load(Path(key_path)), reader=Reader(),
+    _STATE.update(key_index=KeyIndex.load(Path(key_path)),
+                  reader=Reader(threshold=review_threshold),
                   roster=[StudentRef(i, n) for i, n in roster], out_dir=Path(out_dir), dpi=dpi)
 
 
@@ -174,7 +181,7 @@ def graded_pages(
         if reader is None:
             from grader.read import Reader
 
-            reader = Reader()
+            reader = Reader(threshold=request.review_threshold)
         key_index = KeyIndex([key])
         for path in files:
             for result, member in grade_file(path, key_index, reader, roster, out_dir,
@@ -182,7 +189,7 @@ def graded_pages(
                 yield path, result, member
         return
     init = (str(request.key_path), [(s.student_id, s.name) for s in roster], str(out_dir),
-            request.pdf_dpi)
+            request.pdf_dpi, request.review_threshold)
     with ProcessPoolExecutor(request.jobs, initializer=_init_worker, initargs=init) as pool:
         for path, results in zip(files, pool.map(_grade_file, [str(f) for f in files]),
                                  strict=True):

@@ -33,8 +33,23 @@ def add_parser(subparsers: Any) -> None:
                         help=f"worker processes (this machine has {available_cores()} cores)")
     parser.add_argument("--database-url",
                         help="SQLAlchemy URL of the results store (default: SQLite in --out)")
+    parser.add_argument("--review-threshold", type=confidence, default=None, metavar="P",
+                        help="send readings less sure than this (0-1) to review (default: the "
+                        "reader model's own, calibrated for at most 1 wrong reading in 500 "
+                        "accepted; see grader/models/MODEL_CARD.md for the trade-off)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no line per page")
     parser.set_defaults(func=run)
+
+
+def confidence(text: str) -> float:
+    """A threshold between 0 and 1, or a clear argparse error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def page_line(done: PageDone, summary: GradeSummary, rate: float) -> str:
@@ -73,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     request = GradeRequest(
         key_path=args.key, inputs=args.inputs, out_dir=args.out, roster_csv=args.students,
         database_url=args.database_url, gradebook_format=args.gradebook_format,
-        jobs=max(1, args.jobs),
+        jobs=max(1, args.jobs), review_threshold=args.review_threshold,
     )
     summary = grade_batch(request, progress=progress_printer(quiet=args.quiet))
     print_summary(summary, args.out)
