@@ -107,10 +107,12 @@ def review_kind(reason: str) -> str:
     return "not a number" if "is not a number" in reason else reason[:40] or "unknown"
 
 
-def run(key: Path, photos: Path, out: Path, jobs: int) -> tuple[float, int]:
+def run(
+    key: Path, photos: Path, out: Path, jobs: int, threshold: float | None
+) -> tuple[float, int]:
     cv2.setNumThreads(1)
     start = time.perf_counter()
-    summary = grade_batch(GradeRequest(key, [photos], out, jobs=jobs))
+    summary = grade_batch(GradeRequest(key, [photos], out, jobs=jobs, review_threshold=threshold))
     return time.perf_counter() - start, summary.pages
 
 
@@ -122,6 +124,8 @@ def main() -> None:
     parser.add_argument("--handwriting", choices=["mnist", "strokes"], default="mnist")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="MNIST and symbols (default: ../shared/data)")
+    parser.add_argument("--review-threshold", type=float, default=None,
+                        help="the reader confidence graded unseen (default: the model's own)")
     args = parser.parse_args()
     data_dir = args.data_dir or default_data_dir()
     if args.handwriting == "mnist" and not (data_dir / "mnist").is_dir():
@@ -135,8 +139,8 @@ def main() -> None:
               f"{args.handwriting} handwriting) ...", flush=True)
         key, truths, photos = make_class(folder, args.students, args.tier, args.seed, glyphs)
         floor = decode_floor(photos)
-        one_s, pages = run(key, photos, folder / "one", 1)
-        all_s, _ = run(key, photos, folder / "all", cores)
+        one_s, pages = run(key, photos, folder / "one", 1, args.review_threshold)
+        all_s, _ = run(key, photos, folder / "all", cores, args.review_threshold)
         tally, wrong = agreement(folder / "one" / "results.json", truths)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
