@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 TRAIN_STAMP := $(VENV)/.train-installed
 DATA_DIR ?= ../shared/data
 DEMO_DIR ?= demo
+# Where `make train` writes its model: a candidate beside the shipped one, so that a run on a
+# slower machine cannot replace a better model unseen (MODEL_OUT=grader/models to do so).
+MODEL_OUT ?= build/reader-candidate
 # System tools the project shells out to, as "command:debian-package".
 SYSTEM_TOOLS := pdftoppm:poppler-utils tesseract:tesseract-ocr redis-server:redis-server
 
@@ -15,7 +18,7 @@ SYSTEM_TOOLS := pdftoppm:poppler-utils tesseract:tesseract-ocr redis-server:redi
 help:
 	@echo "make demo   - set up, print a class set, simulate photos, grade them"
 	@echo "make test   - set up and run the test suite (make test-fast skips slow tests)"
-	@echo "make train  - retrain the handwriting reader from $(DATA_DIR)"
+	@echo "make train  - retrain the handwriting reader from $(DATA_DIR) into $(MODEL_OUT)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - run the benchmark scripts"
 
@@ -63,7 +66,11 @@ test-fast: venv sysdeps
 	$(BIN)/python -m pytest -q -m "not slow"
 
 train: train-deps
-	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out grader/models --seed 0 --minutes 48
+	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out $(MODEL_OUT) --seed 0 --minutes 48
+	@echo "Model written to $(MODEL_OUT). Compare it with the shipped one on validation data:"
+	@echo "  $(BIN)/python bench/reader.py --split val --model-dir $(MODEL_OUT)"
+	@echo "  $(BIN)/python bench/reader.py --split val"
+	@echo "and if it is better: cp $(MODEL_OUT)/reader.onnx $(MODEL_OUT)/reader.json grader/models/"
 
 lint: venv
 	$(BIN)/ruff check .

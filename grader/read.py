@@ -436,7 +436,8 @@ def load_config(path: Path) -> dict[str, Any]:
     """Read and check ``reader.json``; raises :class:`ReaderModelError` when unusable."""
     if not path.is_file():
         raise ReaderModelError(
-            f"reader config {path} is missing; reinstall Papergrade or retrain with 'make train'"
+            f"reader config {path} is missing; reinstall Papergrade or retrain it "
+            "with 'make train MODEL_OUT=grader/models'"
         )
     try:
         config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -492,7 +493,8 @@ class Reader:
     def _open(self, path: Path, threads: int) -> Any:
         if not path.is_file():
             raise ReaderModelError(
-                f"reader model {path} is missing; reinstall Papergrade or retrain with 'make train'"
+                f"reader model {path} is missing; reinstall Papergrade or retrain it "
+                "with 'make train MODEL_OUT=grader/models'"
             )
         import onnxruntime as ort  # imported here so that importing grader stays light
 
