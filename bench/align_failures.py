@@ -10,8 +10,9 @@ a crop more than ``--flag-mm`` off (see :mod:`grader.debug`).
 With ``--unplaced`` it prints instead one line per box left unplaced (on every page that got
 as far as fitting its boxes, refused or not): how far its estimated place really is off
 (centre error, and the margin a view around it needs to hold the whole true box, both mm)
-against the uncertainty recorded for it, and the view margin it gets; then a summary from
-which the review view's widening was calibrated (see ``grader.align.review_margin_mm``).
+against the uncertainty recorded for it, its distance to the nearest found box, and the
+view margin it gets; then a summary (by uncertainty and by that distance) from which the
+review view's widening was calibrated (see ``grader.align.review_margin_mm``).
 
     .venv/bin/python bench/align_failures.py [--tier hard] [--pages 60] [--seed 7100000]
                                              [--debug /tmp/align-debug] [--flag-mm 0.7]
@@ -40,6 +41,7 @@ from grader.align import (  # noqa: E402
     MIN_FOUND_SHARE,
     REVIEW_VIEW_MARGIN_MM,
     BoxFit,
+    placement_uncertainty_mm,
     review_margin_mm,
 )
 from grader.errors import PageError  # noqa: E402
@@ -127,6 +129,9 @@ class UnplacedBox:
     needed_margin_mm: float
     uncertainty_mm: float
     disputed_mm: float
+    found_distance_mm: float
+    placement_mm: float
+    view_mm: float
     note: str
 
 
@@ -140,14 +145,18 @@ def unplaced_boxes(
             continue
         box = UnplacedBox(page, outcome, len(fits), sum(g.found for g in fits), f.box.box_id,
                           err,
-                          needed_margin_mm(f, cap), f.uncertainty_mm, f.disputed_mm, f.note)
-        margin = review_margin_mm(f)
+                          needed_margin_mm(f, cap), f.uncertainty_mm, f.disputed_mm,
+                          f.found_distance_mm, placement_uncertainty_mm(f), review_margin_mm(f),
+                          f.note)
+        margin = box.view_mm
         inside = "inside" if box.needed_margin_mm <= margin else "OUTSIDE"
         if margin > MAX_REVIEW_VIEW_MARGIN_MM:
             inside = "too uncertain: page refused"
-        print(f"{page:4d} {outcome:20s} {box.boxes:2d} boxes  {box.box_id:18s} "
+        print(f"{page:4d} {outcome:20s} {box.found:2d}/{box.boxes:2d} boxes found  "
+              f"{box.box_id:18s} "
               f"error {err:5.2f} needs {box.needed_margin_mm:5.2f} mm  uncertainty "
-              f"{box.uncertainty_mm:5.2f} mm disputed {box.disputed_mm:4.1f}  view "
+              f"{box.uncertainty_mm:5.2f} mm disputed {box.disputed_mm:4.1f}  found box "
+              f"{box.found_distance_mm:5.1f} mm away  view "
               f"{margin:5.1f} mm {inside}  {f.note}",
               flush=True)
         out.append(box)
@@ -160,37 +169,59 @@ def print_unplaced_summary(lost: list[UnplacedBox]) -> None:
     A box needs ``k`` = (needed margin - disputed) / uncertainty for a view of margin
     ``disputed + k * uncertainty`` to hold it; the floor of ``REVIEW_VIEW_MARGIN_MM`` covers
     a box needing no more, so the factor that covers every box is the largest ``k`` among
-    the others.
+    the others.  ``k`` is given for the prediction's uncertainty alone and for the placement
+    uncertainty that also counts the distance to the nearest found box
+    (``grader.align.placement_uncertainty_mm``).
     """
     if not lost:
         print("\nno unplaced boxes")
         return
     u = np.array([b.uncertainty_mm for b in lost])
-    need = np.array([b.needed_margin_mm for b in lost])
-    err = np.array([b.error_mm for b in lost])
-    k = np.maximum(need - np.array([b.disputed_mm for b in lost]), 0.0) / u
     usable = np.array([b.outcome == "partly_aligned" for b in lost])
-    # Pages with fewer than half their boxes found are refused whatever the views would be.
-    judged = np.array([b.found >= MIN_FOUND_SHARE * b.boxes for b in lost])
     print(f"\n{len(lost)} unplaced boxes on {len({b.page for b in lost})} pages "
           f"({int(usable.sum())} on pages used, {int((~np.isfinite(u)).sum())} with no "
           f"prediction)")
-    print(f"{'uncertainty mm':>16} {'boxes':>6} {'used':>5} {'max error':>10} "
-          f"{'max needed':>11} {'max k':>6}")
-    edges = [0.0, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf]
-    for lo, hi in pairwise(edges):
-        sel = (u >= lo) & (u < hi)
-        if sel.any():
-            print(f"{lo:7.1f} - {hi:<7.1f} {int(sel.sum()):6d} {int(usable[sel].sum()):5d} "
-                  f"{err[sel].max():10.2f} {need[sel].max():11.2f} {k[sel].max():6.2f}")
+    print_table(lost, "uncertainty mm", u, [0.0, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf])
+    print_table(lost, "found box mm", np.array([b.found_distance_mm for b in lost]),
+                [0.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0, np.inf])
+    need = np.array([b.needed_margin_mm for b in lost])
+    disputed = np.array([b.disputed_mm for b in lost])
+    # Pages with fewer than half their boxes found are refused whatever the views would be.
+    judged = np.array([b.found >= MIN_FOUND_SHARE * b.boxes for b in lost])
     beyond = need > REVIEW_VIEW_MARGIN_MM
-    for name, sel in (("all", np.ones_like(usable)), ("on pages with half found", judged),
-                      ("on pages used", usable)):
+    for kind, unc in (("prediction", u), ("placement", np.array([b.placement_mm for b in lost]))):
+        k = np.maximum(need - disputed, 0.0) / unc
+        for name, sel in (("all", np.ones_like(usable)), ("on pages with half found", judged),
+                          ("on pages used", usable)):
+            if sel.any():
+                cover = float(k[sel & beyond].max()) if (sel & beyond).any() else 0.0
+                print(f"{kind} uncertainty, {name}: k median {np.median(k[sel]):.2f}, max "
+                      f"{k[sel].max():.2f}; k covering every box with the "
+                      f"{REVIEW_VIEW_MARGIN_MM:.0f} mm floor: {cover:.2f}")
+
+
+def print_table(lost: list[UnplacedBox], title: str, values: np.ndarray,
+                edges: list[float]) -> None:
+    """Unplaced boxes binned by ``values`` (one per box): how far off they were against
+    their uncertainty and view (mm); ``outside``: views too narrow on pages not refused."""
+    err = np.array([b.error_mm for b in lost])
+    need = np.array([b.needed_margin_mm for b in lost])
+    u = np.array([b.uncertainty_mm for b in lost])
+    view = np.array([b.view_mm for b in lost])
+    used = np.array([b.outcome == "partly_aligned" for b in lost])
+    shown = view <= MAX_REVIEW_VIEW_MARGIN_MM
+    print(f"\n{title:>16} {'boxes':>6} {'used':>5} {'max error':>10} {'max needed':>11} "
+          f"{'uncertainty':>12} {'view':>11} {'refused':>8} {'outside':>8}")
+    for lo, hi in pairwise(edges):
+        sel = (values >= lo) & (values < hi)
         if sel.any():
-            cover = float(k[sel & beyond].max()) if (sel & beyond).any() else 0.0
-            print(f"{name}: k median {np.median(k[sel]):.2f}, max {k[sel].max():.2f}; "
-                  f"k covering every box with the {REVIEW_VIEW_MARGIN_MM:.0f} mm floor: "
-                  f"{cover:.2f}")
+            print(f"{lo:7.1f} - {hi:<7.1f} {int(sel.sum()):6d} {int(used[sel].sum()):5d} "
+                  f"{err[sel].max():10.2f} {need[sel].max():11.2f} "
+                  f"{u[sel].min():5.2f}-{u[sel].max():<6.2f} "
+                  f"{view[sel].min():5.1f}-{view[sel].max():<5.1f} "
+                  f"{int((sel & ~shown).sum()):8d} "
+                  f"{int((sel & shown & used & (need > view)).sum()):8d}")
+
 
 if __name__ == "__main__":
     main()

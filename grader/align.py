@@ -253,7 +253,9 @@ class BoxFit:
     neighbours' prediction that placed it, infinite where none could (0 for a found box).
     ``disputed_mm``: for a border refused because its neighbours put the box elsewhere, how
     far away (the box stays at its border, but may be there; ``uncertainty_mm`` is then the
-    neighbours').  An unplaced box's review view is widened by both (:func:`review_margin_mm`).
+    neighbours').  ``found_distance_mm``: how far (page mm) its centre is from the nearest
+    found box, which also bounds how well it can be placed (:func:`placement_uncertainty_mm`).
+    An unplaced box's review view is widened by all three (:func:`review_margin_mm`).
     """
 
     box: BoxSpec
@@ -269,6 +271,9 @@ class BoxFit:
     # shown in a view too narrow to hold it.
     uncertainty_mm: float = float("inf")
     disputed_mm: float = 0.0
+    # How far (page mm) the box's centre is from the nearest found box (its centre or a
+    # corner), set for every box once the page's boxes are fitted; unknown (refused) before.
+    found_distance_mm: float = float("inf")
 
 
 def box_corners_mm(rect: Rect) -> np.ndarray:
@@ -1074,7 +1079,7 @@ def refine_boxes(
     if sum(f.found for f in ordered) < MIN_FOUND_SHARE * len(boxes):
         for f in ordered:
             f.trusted = f.found
-        return ordered  # too little found to judge outliers or place the rest
+        return _measure_found_distance(ordered)  # too little found to judge or place the rest
     _demote_outliers(ordered, anchors, Scene(gray, fit.h, lines, boxes))
     for i, f in enumerate(ordered):
         if not f.found:
@@ -1084,7 +1089,24 @@ def refine_boxes(
             ordered[i] = _from_neighbours(f, fit.h, anchors)
             if not ordered[i].trusted:
                 ordered[i] = _from_row(i, ordered, fit.h)
-    return ordered
+    return _measure_found_distance(ordered)
+
+
+def found_distance_mm(box: BoxSpec, fits: list[BoxFit]) -> float:
+    """Distance (page mm) from ``box``'s centre to the nearest centre or corner of a found
+    box among ``fits`` other than itself; infinite if none was found."""
+    points = [np.vstack([box_corners_mm(f.box.rect), f.box.centre]) for f in fits
+              if f.found and f.box.box_id != box.box_id]
+    if not points:
+        return float("inf")
+    return float(np.linalg.norm(np.vstack(points) - np.array(box.centre), axis=1).min())
+
+
+def _measure_found_distance(fits: list[BoxFit]) -> list[BoxFit]:
+    """Record on each box its :func:`found_distance_mm` (0 for a found box); returns ``fits``."""
+    for f in fits:
+        f.found_distance_mm = 0.0 if f.found else found_distance_mm(f.box, fits)
+    return fits
 
 
 # --- review views of unplaced boxes ---------------------------------------------------------
@@ -1092,18 +1114,30 @@ def refine_boxes(
 # A box left unplaced is shown to a person in a view this much wider than the box on every
 # side, around its estimated place (see grader.extract.review_view) ...
 REVIEW_VIEW_MARGIN_MM = 8.0
-# ... or wider: this many times the uncertainty of that estimate.  The uncertainty measures
-# how well the neighbours agree; it cannot see a group of boxes lying together beyond the
-# border search (under a fold), so real errors reach many times it.  Calibrated on 900
-# development pages of the hard tier (bench/align_failures.py --pages 900 --unplaced): of 99
-# unplaced boxes on pages with at least half their boxes found, the worst needed a 9.0 mm
-# margin at an uncertainty of 0.95 mm (two boxes lost together on a four-box page); 10x
-# covers every one.  Boxes on the pages actually used needed at most 4.3 mm.
-REVIEW_MARGIN_PER_UNCERTAINTY = 10.0
+# ... or wider: this many times the uncertainty of that estimate (placement_uncertainty_mm).
+# The neighbours' prediction measures how well they agree; it cannot see a group of boxes
+# lying together beyond the border search (under a fold) and predicted from far away, where
+# real errors reached ten times it.  Those groups are far from every found box, so the
+# estimate is also taken to be off by at least a tenth of the distance from the box to the
+# nearest found one.  Calibrated on 900 development pages of the hard tier
+# (bench/align_failures.py --pages 900 --unplaced): of 99 unplaced boxes on pages with at
+# least half their boxes found, those within 28 mm of a found box (the layout's spacing;
+# 8.8-27.6 mm) needed at most 8.9 mm, 3.8 times that uncertainty; groups farther off were
+# all 55 mm or more away and needed up to 19 mm, beyond any readable view.  5x holds every
+# box near found ones and refuses every page with a box over 40 mm from them.  Boxes on
+# the pages used needed at most 4.3 mm.
+REVIEW_MARGIN_PER_UNCERTAINTY = 5.0
+UNCERTAINTY_PER_FOUND_DISTANCE = 0.1  # mm per mm from the nearest found box
 # ... but never wider than this: around a 32 x 12 mm box a 20 mm margin shows a 72 x 52 mm
 # patch of the page, in which a person can still find the box and read it.  A box that
-# would need more (an uncertainty over 2 mm) refuses the page.
+# would need more (an uncertainty over 4 mm) refuses the page.
 MAX_REVIEW_VIEW_MARGIN_MM = 20.0
+
+
+def placement_uncertainty_mm(fit: BoxFit) -> float:
+    """How far (mm) an unplaced box's estimated place may be off: its prediction's
+    uncertainty, or more the farther the box is from any found box."""
+    return max(fit.uncertainty_mm, UNCERTAINTY_PER_FOUND_DISTANCE * fit.found_distance_mm)
 
 
 def review_margin_mm(fit: BoxFit) -> float:
@@ -1112,7 +1146,7 @@ def review_margin_mm(fit: BoxFit) -> float:
     A refused border's view is centred on the border and must also reach where the
     neighbours put the box, ``disputed_mm`` away, give or take their uncertainty.
     """
-    reach = fit.disputed_mm + REVIEW_MARGIN_PER_UNCERTAINTY * fit.uncertainty_mm
+    reach = fit.disputed_mm + REVIEW_MARGIN_PER_UNCERTAINTY * placement_uncertainty_mm(fit)
     return max(REVIEW_VIEW_MARGIN_MM, reach)
 
 

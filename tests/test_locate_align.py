@@ -21,6 +21,7 @@ from grader.align import (
     MAX_REVIEW_VIEW_MARGIN_MM,
     REVIEW_MARGIN_PER_UNCERTAINTY,
     REVIEW_VIEW_MARGIN_MM,
+    UNCERTAINTY_PER_FOUND_DISTANCE,
     AlignmentUncertain,
     Anchors,
     BoxFit,
@@ -31,6 +32,7 @@ from grader.align import (
     _from_row,
     _nothing_where_predicted,
     fit_box,
+    found_distance_mm,
     review_margin_mm,
     untrusted,
 )
@@ -581,7 +583,7 @@ def test_a_box_not_found_records_the_uncertainty_of_its_placement(printed) -> No
 def test_the_review_view_widens_with_the_uncertainty(printed) -> None:
     image, box = shifted_box_photo(printed)
     lost = dataclasses.replace(fit_of(align_page(image, printed[0]).box_fits, box),
-                               disputed_mm=0.0)
+                               disputed_mm=0.0, found_distance_mm=0.0)
     sure = dataclasses.replace(lost, uncertainty_mm=0.1)
     assert review_margin_mm(sure) == REVIEW_VIEW_MARGIN_MM
     assert review_view(image, sure).shape == aligned_view_shape(sure)
@@ -610,6 +612,81 @@ def test_a_page_whose_unplaced_box_is_too_uncertain_for_any_view_is_refused(prin
         assert isinstance(refusal, AlignmentUncertain)
         assert fits[0].box.box_id in refusal.message and "photograph it again" in refusal.message
         assert f"more than {MAX_REVIEW_VIEW_MARGIN_MM:.0f} mm off" in refusal.message
+
+
+def test_a_box_not_found_records_how_far_the_nearest_found_box_is(printed) -> None:
+    """From the box's centre to the nearest centre or corner of a box found by its border;
+    boxes not found do not count, and with none found the box cannot be placed at all."""
+    _, trace, box, _ = wiped_box_scene(printed)
+    fits = trace.box_fits
+    lost = fit_of(fits, box)
+    assert not lost.found and 0.0 < lost.found_distance_mm < 40.0
+    assert lost.found_distance_mm == pytest.approx(found_distance_mm(box, fits))
+    assert all(f.found_distance_mm == 0.0 for f in fits if f.found)
+    centre = np.array(box.centre)
+    nearest = min((f for f in fits if f.found),
+                  key=lambda f: np.linalg.norm(np.array(f.box.centre) - centre))
+    assert lost.found_distance_mm <= np.linalg.norm(np.array(nearest.box.centre) - centre)
+    without = [dataclasses.replace(f, found=False) if f is nearest else f for f in fits]
+    assert found_distance_mm(box, without) > lost.found_distance_mm
+    assert found_distance_mm(box, [dataclasses.replace(f, found=False) for f in fits]) == np.inf
+
+
+def lost_first_box(printed, uncertainty: float, distance: float) -> list[BoxFit]:
+    """A flat page's box fits with the first box left unplaced: its prediction's uncertainty
+    and its distance to the nearest found box (mm) as given."""
+    fits = align_page(place(printed[1][0], 0.0)[0], printed[0]).box_fits
+    lost = dataclasses.replace(fits[0], found=False, trusted=False, note="border not found",
+                               uncertainty_mm=uncertainty, found_distance_mm=distance)
+    return [lost, *fits[1:]]
+
+
+def test_a_box_next_to_found_boxes_keeps_a_narrow_view(printed) -> None:
+    """Near found boxes the view widens with the prediction's uncertainty only, and a bend
+    that makes the neighbours disagree by 3 mm still leaves the page usable."""
+    sure = lost_first_box(printed, uncertainty=0.3, distance=8.8)  # a student-number digit
+    assert review_margin_mm(sure[0]) == REVIEW_VIEW_MARGIN_MM
+    bent = lost_first_box(printed, uncertainty=3.0, distance=20.9)  # the layout's spacing
+    assert review_margin_mm(bent[0]) == pytest.approx(REVIEW_MARGIN_PER_UNCERTAINTY * 3.0)
+    assert review_margin_mm(bent[0]) <= 15.0
+    assert untrusted(bent, "p.jpg", max_unplaced=2) is None
+
+
+def test_a_box_far_from_every_found_box_widens_its_view_or_refuses_the_page(printed) -> None:
+    """A group of boxes lost together far from any found box (under a fold) can be placed
+    far off however well the neighbours agree: the distance widens the view, and a box 40
+    mm or more from every found box refuses the page."""
+    limit = MAX_REVIEW_VIEW_MARGIN_MM / (REVIEW_MARGIN_PER_UNCERTAINTY *
+                                         UNCERTAINTY_PER_FOUND_DISTANCE)
+    assert limit <= 40.0
+    near = lost_first_box(printed, uncertainty=0.3, distance=20.9)
+    wider = lost_first_box(printed, uncertainty=0.3, distance=0.9 * limit)
+    assert review_margin_mm(wider[0]) > review_margin_mm(near[0])
+    assert untrusted(wider, "p.jpg", max_unplaced=2) is None
+    for distance in (1.1 * limit, np.inf):
+        refusal = untrusted(lost_first_box(printed, 0.3, distance), "p.jpg", max_unplaced=2)
+        assert isinstance(refusal, AlignmentUncertain)
+        assert f"more than {MAX_REVIEW_VIEW_MARGIN_MM:.0f} mm off" in refusal.message
+
+
+@pytest.mark.parametrize(("needed", "uncertainty", "distance"), [
+    (8.92, 2.13, 23.6),  # the worst box near found ones on development pages
+    (6.73, 1.07, 20.9),
+    (9.00, 0.95, 80.3),  # two boxes lost together, far from any found box
+    (10.13, 1.51, 94.1),
+    (19.25, 3.56, 108.8),
+])
+def test_development_pages_unplaced_boxes_are_in_their_views_or_refused(
+    needed: float, uncertainty: float, distance: float
+) -> None:
+    """Unplaced boxes measured on development pages (bench/align_failures.py --unplaced):
+    the margin each needed to be shown whole, its prediction's uncertainty, its distance to
+    the nearest found box (mm).  Each view holds its box, or the page is refused."""
+    box = BoxSpec("q.a", (50.0, 50.0, 32.0, 12.0))
+    fit = BoxFit(box, np.zeros((4, 2)), np.eye(3), False, np.zeros(2), 0.0, trusted=False,
+                 uncertainty_mm=uncertainty, found_distance_mm=distance)
+    margin = review_margin_mm(fit)
+    assert needed <= margin or margin > MAX_REVIEW_VIEW_MARGIN_MM
 
 
 def test_a_box_washed_out_by_glare_is_left_for_review_unless_too_many_are(printed) -> None:
