@@ -107,6 +107,25 @@ def place(raster: np.ndarray, angle_deg: float, scale: float = 1.0,
     return out, m
 
 
+def box_span_px(m: np.ndarray, box: BoxSpec, margin_mm: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` photo px of ``box`` plus ``margin_mm`` on a page placed by ``m``."""
+    x, y, w, h = box.rect
+    corners = np.array([[x - margin_mm, y - margin_mm], [x + w + margin_mm, y + h + margin_mm]])
+    (x0, y0), (x1, y1) = ((corners * PPM - 0.5) @ m[:, :2].T + m[:, 2]).astype(int)
+    return x0, y0, x1, y1
+
+
+def moved_down(image: np.ndarray, m: np.ndarray, box: BoxSpec, mm: float) -> np.ndarray:
+    """A copy of ``image`` with ``box`` (border and all) moved ``mm`` down the page."""
+    x0, y0, x1, y1 = box_span_px(m, box, 1.2)
+    out = image.copy()
+    patch = image[y0:y1, x0:x1].copy()
+    shift = round(mm * PPM)
+    out[y0:y1, x0:x1] = 255
+    out[y0 + shift:y1 + shift, x0:x1] = patch
+    return out
+
+
 def crop_centre_errors_mm(result: AlignedPage, to_image: np.ndarray) -> list[float]:
     """Crop-centre error per box when the page raster was mapped by the affine ``to_image``."""
     errors = []
@@ -373,14 +392,7 @@ def shifted_box_photo(printed) -> tuple[np.ndarray, BoxSpec]:
     image, m = place(rasters[0], 0.0)
     page = key_page(index, 0)
     box = page.fields[len(page.fields) // 2]
-    x, y, w, h = box.rect
-    pts = (np.array([[x - 1.2, y - 1.2], [x + w + 1.2, y + h + 1.2]]) * PPM - 0.5) @ m[:, :2].T
-    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
-    patch = image[y0:y1, x0:x1].copy()
-    shift = round(1.0 * PPM)
-    image[y0:y1, x0:x1] = 255
-    image[y0 + shift:y1 + shift, x0:x1] = patch
-    return image, box
+    return moved_down(image, m, box, 1.0), box
 
 
 def test_box_that_disagrees_with_its_neighbours_is_refused(printed) -> None:
@@ -455,14 +467,7 @@ def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 0.5)
     found = next(f for f in result.box_fits if f.box.box_id == box.box_id)
     assert not _nothing_where_predicted(found, guess, 1.5, scene)
-    x, y, w, h = box.rect
-    pts = (np.array([[x - 1.2, y - 1.2], [x + w + 1.2, y + h + 1.2]]) * PPM - 0.5) @ m[:, :2].T
-    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
-    moved = image.copy()
-    patch = image[y0:y1, x0:x1].copy()
-    shift = round(1.5 * PPM)
-    moved[y0:y1, x0:x1] = 255
-    moved[y0 + shift:y1 + shift, x0:x1] = patch
+    moved = moved_down(image, m, box, 1.5)
     scene = Scene(moved, trace.fit.h, scene.lines, page.all_boxes)
     assert _nothing_where_predicted(found, guess, 1.5, scene)
 
@@ -553,9 +558,7 @@ def wiped_box_scene(printed) -> tuple[np.ndarray, AlignTrace, BoxSpec, LineModel
     image, m = place(rasters[0], 0.0)
     page = key_page(index, 0)
     box = page.fields[len(page.fields) // 2]
-    x, y, w, h = box.rect
-    pts = (np.array([[x - 1, y - 1], [x + w + 1, y + h + 1]]) * PPM - 0.5) @ m[:, :2].T
-    (x0, y0), (x1, y1) = (pts + m[:, 2]).astype(int)
+    x0, y0, x1, y1 = box_span_px(m, box, 1.0)
     image[y0:y1, x0:x1] = 250
     trace = AlignTrace()
     result = align_page(image, index, trace=trace)
