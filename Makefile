@@ -74,7 +74,7 @@ train: train-deps
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy grader worksheets worker web training bench
+	$(BIN)/mypy grader worksheets worker web training bench tests
 
 bench: venv sysdeps
 	@for script in bench/*.py; do \
