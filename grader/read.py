@@ -524,11 +524,13 @@ class Reader:
         """Network outputs per view: ``(V, N, T, C)`` CTC and ``(V, N, 4)`` status logits."""
         inks = [clean_ink(c) for c in crops]
         framed = np.stack([frame_ink(ink, view) for view in views for ink in inks])
-        ctc, status = self._run((framed[:, None, :, :] - self.mean) / self.std)
+        ctc, status = self.network((framed[:, None, :, :] - self.mean) / self.std)
         n = len(crops)
         return ctc.reshape(len(views), n, *ctc.shape[1:]), status.reshape(len(views), n, -1)
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network's logits for normalised inputs ``(N, 1, H, W)``, in batches:
+        ``(N, T, C)`` CTC and ``(N, 4)`` status."""
         ctc_parts, status_parts = [], []
         for start in range(0, len(batch), self.batch_size):
             part = batch[start : start + self.batch_size].astype(np.float32)

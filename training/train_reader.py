@@ -615,21 +615,12 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
 
 def recalibrate(args: argparse.Namespace) -> None:
     """Fit the calibration of the exported model in ``args.out`` again; weights unchanged."""
-    import onnxruntime as ort
-
     path = args.out / "reader.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    session = ort.InferenceSession(
-        str(args.out / "reader.onnx"), providers=["CPUExecutionProvider"]
-    )
+    reader = rd.Reader(args.out, threads=args.threads)
     val = validation_fields(args)
-    per_view = []
-    for v in range(args.views):
-        x = np.ascontiguousarray(val["x"][:, None, v].numpy())
-        parts = [session.run(["ctc_logits", "status_logits"], {"image": x[i : i + 500]})
-                 for i in range(0, len(x), 500)]
-        per_view.append((np.concatenate([p[0] for p in parts]),
-                         np.concatenate([p[1] for p in parts])))
+    per_view = [reader.network(np.ascontiguousarray(val["x"][:, None, v].numpy()))
+                for v in range(args.views)]
     config.update(fit_calibration(per_view, val, args.target_error))
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     LOG.info("rewrote the calibration in %s", path)
