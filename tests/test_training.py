@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synth import Synthesizer, TrainingGlyphs
+from training.synth import Synthesizer, TrainingGlyphs, warp_glyph
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -91,6 +91,54 @@ def test_each_glyph_makes_one_draw_to_choose_its_source() -> None:
         glyphs.glyph(char, used)
         counted.random()
     assert used.random() == counted.random()
+
+
+def digit_image() -> np.ndarray:
+    """A synthetic "7": a bar and a diagonal, ``float32`` ``(28, 28)`` in 0..1."""
+    img = np.zeros((28, 28), np.float32)
+    cv2.line(img, (7, 6), (21, 6), 1.0, 2)
+    cv2.line(img, (21, 6), (11, 23), 1.0, 2)
+    return img
+
+
+def test_a_warped_glyph_is_the_same_digit_moved_a_little() -> None:
+    img = digit_image()
+    for i in range(20):
+        out = warp_glyph(img, np.random.default_rng([9, i]))
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+        assert not np.array_equal(out, img)
+        # Most ink stays within a few pixels of where it was: a distortion, not a new shape.
+        near = cv2.dilate((img > 0.3).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        assert float(out[near].sum()) / float(out.sum()) > 0.9
+    first, again = (warp_glyph(img, np.random.default_rng(5)) for _ in range(2))
+    assert np.array_equal(first, again)
+
+
+class SevenGlyphs:
+    def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
+        return digit_image()
+
+
+def test_digit_warp_applies_to_its_share_of_digits_only() -> None:
+    rng = np.random.default_rng(11)
+    never = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0)
+    assert all(np.array_equal(never.glyph("7", rng), digit_image()) for _ in range(10))
+    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, digit_warp_share=1.0)
+    assert not any(np.array_equal(always.glyph("7", rng), digit_image()) for _ in range(10))
+    assert all(np.array_equal(always.glyph("-", rng), digit_image()) for _ in range(10))
+    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, digit_warp_share=0.5)
+    warped = sum(not np.array_equal(half.glyph("7", rng), digit_image()) for _ in range(60))
+    assert 15 <= warped <= 45
+
+
+def test_without_digit_warp_the_streams_are_unchanged() -> None:
+    plain = Synthesizer(SevenGlyphs())
+    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.0)
+    for i in range(5):
+        a = plain.sample(np.random.default_rng([6, i]))
+        b = explicit.sample(np.random.default_rng([6, i]))
+        assert np.array_equal(a.image, b.image)
 
 
 torch = pytest.importorskip("torch", reason="trainer tests need the [train] extra (torch)")

@@ -9,6 +9,7 @@ from ``(seed, index)`` whatever the order or process that makes it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,18 +70,60 @@ class TrainingGlyphs:
         mnist: hw.GlyphSource | None,
         symbol_stroke_share: float = 0.5,
         digit_stroke_share: float = 0.0,
+        digit_warp_share: float = 0.0,
     ) -> None:
         self.mnist = mnist
         self.strokes = hw.StrokeGlyphs()
         self.symbol_stroke_share = symbol_stroke_share if mnist is not None else 1.0
         self.digit_stroke_share = digit_stroke_share if mnist is not None else 1.0
+        self.digit_warp_share = digit_warp_share
 
     def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
         """A glyph of ``char``: ``float32`` ``(28, 28)`` ink in ``0..1``."""
         share = self.digit_stroke_share if char.isdigit() else self.symbol_stroke_share
         if self.mnist is None or rng.random() < share:
             return self.strokes.glyph(char, rng)
-        return self.mnist.glyph(char, rng)
+        glyph = self.mnist.glyph(char, rng)
+        # Drawn only when asked for, so a recipe without warping keeps its streams.
+        if char.isdigit() and self.digit_warp_share > 0 and rng.random() < self.digit_warp_share:
+            glyph = warp_glyph(glyph, rng)
+        return glyph
+
+
+# Elastic warp of one MNIST glyph: a smooth random displacement field (Gaussian-filtered noise,
+# in pixels of the 28 x 28 image) plus a small rotation and shear.  The 55 000 training digits
+# come from a few hundred writers; warping each draw makes new, still legible shapes of the same
+# digit, the classic remedy for a digit reader that knows its writers better than new ones.
+WARP_SIGMA_PX = 4.0
+WARP_ALPHA_PX = (0.6, 1.8)  # root-mean-square displacement
+WARP_ROTATION_DEG = 6.0
+WARP_SHEAR = 0.15
+
+
+@functools.cache
+def _centred_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates relative to the image centre: ``float32`` ``(H, W)`` x and y."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xx - (w - 1) / 2, yy - (h - 1) / 2
+
+
+def warp_glyph(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An elastically warped copy of a ``float32`` ``(H, W)`` glyph (same shape, ink 0..1)."""
+    h, w = glyph.shape
+    alpha = rng.uniform(*WARP_ALPHA_PX)
+    field = rng.uniform(-1.0, 1.0, (2, h, w)).astype(np.float32)
+    dx, dy = (cv2.GaussianBlur(f, (0, 0), WARP_SIGMA_PX) for f in field)
+    # Normalised so that alpha is the typical displacement whatever the filter's smoothing.
+    scale = alpha / max(float(np.sqrt((dx**2 + dy**2).mean())), 1e-6)
+    angle = np.radians(rng.normal(0.0, WARP_ROTATION_DEG))
+    shear = rng.uniform(-WARP_SHEAR, WARP_SHEAR)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    u, v = _centred_grid(h, w)
+    cos, sin = np.cos(angle), np.sin(angle)
+    map_x = (cos * u - sin * v + shear * v + cx + dx * scale).astype(np.float32)
+    map_y = (sin * u + cos * v + cy + dy * scale).astype(np.float32)
+    out = cv2.remap(glyph, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)
+    return out if float(out.max()) > 0.3 else glyph
 
 
 class Synthesizer:
@@ -89,8 +132,8 @@ class Synthesizer:
     ``mnist`` draws digits and the minus and dot; ``stroke_share`` is the fraction of numbers
     written entirely with procedural glyphs (so the model also reads the simulator's
     handwriting when no data is installed); in the other numbers, each symbol and each digit
-    is procedural with ``symbol_stroke_share`` and ``digit_stroke_share`` (see
-    :class:`TrainingGlyphs`).
+    is procedural with ``symbol_stroke_share`` and ``digit_stroke_share``, and each MNIST digit
+    is elastically warped with ``digit_warp_share`` (see :class:`TrainingGlyphs`).
     """
 
     def __init__(
@@ -101,8 +144,11 @@ class Synthesizer:
         digit_stroke_share: float = 0.0,
         clean: bool = False,
         poor_capture_share: float = 0.0,
+        digit_warp_share: float = 0.0,
     ) -> None:
-        self.mnist_like = TrainingGlyphs(mnist, symbol_stroke_share, digit_stroke_share)
+        self.mnist_like = TrainingGlyphs(
+            mnist, symbol_stroke_share, digit_stroke_share, digit_warp_share
+        )
         self.strokes = hw.StrokeGlyphs()
         self.stroke_share = stroke_share if mnist is not None else 1.0
         self.clean = clean

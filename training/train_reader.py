@@ -351,6 +351,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.5,
         help="in numbers written with MNIST, the share of digits drawn procedurally instead",
     )
+    p.add_argument(
+        "--digit-warp",
+        type=float,
+        default=0.0,
+        help="share of MNIST digits elastically warped (see training.synth.warp_glyph)",
+    )
     p.add_argument("--target-error", type=float, default=1 / 500)
     p.add_argument(
         "--views",
@@ -377,8 +383,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # What a resumed run must share with the run that wrote its checkpoint.
 RECIPE_KEYS = (
-    "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "channels", "hidden"
+    "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "digit_warp",
+    "channels", "hidden",
 )
+# The value of each recipe option that checkpoints written before it existed were trained with.
+RECIPE_DEFAULTS_BEFORE = {"digit_warp": 0.0}
+
+
+# With --minutes, the step count is fixed from the speed measured over these steps.  Not the
+# first ones: the synthesis processes fill their queues while the network starts, so early
+# steps run faster than the run will (steps 50-150 promised 0.236 s/step on a run that then
+# took 0.30).
+PLAN_FROM, PLAN_AT = 150, 400
 
 
 @dataclass
@@ -399,6 +415,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         STREAM_TRAIN,
         poor_capture_share=args.poor_capture,
         digit_stroke_share=args.digit_strokes,
+        digit_warp_share=args.digit_warp,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     progress, rng_state = Progress(total=args.steps or 10**9), None
@@ -424,6 +441,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "hidden": args.hidden,
         "poor_capture_share": args.poor_capture,
         "digit_stroke_share": args.digit_strokes,
+        "digit_warp_share": args.digit_warp,
         "torch": torch.__version__,
     }
 
@@ -442,10 +460,10 @@ def fit(
     step, total = progress.step, progress.total
     measure = not args.steps and not args.resume
     while step < total:
-        if step == 50:
+        if step == PLAN_FROM:
             timed_from = time.monotonic()
-        if step == 150 and measure:
-            per_step = (time.monotonic() - timed_from) / 100
+        if step == PLAN_AT and measure:
+            per_step = (time.monotonic() - timed_from) / (PLAN_AT - PLAN_FROM)
             total = int((args.minutes * 60 - (time.monotonic() - start)) / per_step) + step
             LOG.info("%.3f s/step: training for %d steps", per_step, total)
         for group in opt.param_groups:
@@ -500,9 +518,11 @@ def resume(
     if "optimizer" not in state:
         raise SystemExit(f"--resume: {args.checkpoint} holds weights only; train from scratch")
     ours = {key: getattr(args, key) for key in RECIPE_KEYS}
-    if state["recipe"] != ours:
+    # Checkpoints from before a recipe option existed were trained with it off.
+    theirs = {**RECIPE_DEFAULTS_BEFORE, **state["recipe"]}
+    if theirs != ours:
         raise SystemExit(
-            f"--resume: {args.checkpoint} was trained with {state['recipe']}, not {ours}"
+            f"--resume: {args.checkpoint} was trained with {theirs}, not {ours}"
         )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
