@@ -163,6 +163,9 @@ def photo_tier(reader: Reader, args: argparse.Namespace, glyphs: hw.MnistGlyphs)
     Needs worksheets.publish, grader.simulate_class and grader.pipeline; when one is missing
     or fails, the tier is skipped with the reason instead of failing the benchmark.
     """
+    if args.photo_copies <= 0:
+        # Without this, publishing 0 copies prints the spec's default class set instead.
+        return {"skipped": "--photo-copies 0"}
     try:
         from grader.io import PageInput, iter_pages
         from grader.keyindex import KeyIndex
