@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -125,3 +126,28 @@ def test_a_fault_on_one_page_is_reported_and_the_batch_goes_on(class_photos,
     results = json.loads((out / "results.json").read_text())
     assert all(p["status"] == "internal_error" and "Upload this page again" in p["message"]
                for p in results["pages"])
+
+
+def _busy_opencv_threads() -> None:
+    """Run OpenCV's thread pool in this process, as a CLI that simulated photos first does."""
+    cv2.setNumThreads(4)
+    image = np.random.default_rng(0).random((2000, 2000), dtype=np.float32)
+    for _ in range(3):
+        cv2.GaussianBlur(image, (0, 0), 5)
+
+
+@pytest.mark.timeout(300)
+def test_worker_processes_grade_like_one_process_after_opencv_threads_ran(
+        class_photos, tmp_path: Path) -> None:
+    """Workers forked from a process whose OpenCV threads had run used to hang forever."""
+    _busy_opencv_threads()
+    by_jobs: dict[int, dict[str, Any]] = {}
+    for jobs in (2, 1):
+        out = tmp_path / f"jobs{jobs}"
+        summary = grade_batch(GradeRequest(class_photos["key_path"], [class_photos["photos"]],
+                                           out, jobs=jobs))
+        assert summary.pages == 4 and summary.graded == 4
+        pages = json.loads((out / "results.json").read_text())["pages"]
+        by_jobs[jobs] = {f"{p['source']}/{f['id']}": (f["read"], f["verdict"])
+                         for p in pages for f in p["fields"]}
+    assert by_jobs[2] == by_jobs[1]

@@ -9,6 +9,7 @@ later overrides and a re-run give the same files.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from collections import Counter
@@ -31,6 +32,18 @@ from worksheets.spec import load_roster
 
 PAGE_IMAGE_QUALITY = 80
 logger = logging.getLogger(__name__)
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How grading workers are started: never by a plain fork of this process.
+
+    A child forked from a process whose OpenCV or onnxruntime thread pools have run inherits
+    their locks held by threads that do not exist in the child, and hangs on its first image
+    operation (a CLI that simulated photos first, a web server, a notebook).  A fork server
+    forks from a clean process instead; where there is none (Windows), spawn.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 @dataclass(frozen=True)
@@ -190,7 +203,8 @@ def graded_pages(
         return
     init = (str(request.key_path), [(s.student_id, s.name) for s in roster], str(out_dir),
             request.pdf_dpi, request.review_threshold)
-    with ProcessPoolExecutor(request.jobs, initializer=_init_worker, initargs=init) as pool:
+    with ProcessPoolExecutor(request.jobs, mp_context=worker_context(), initializer=_init_worker,
+                             initargs=init) as pool:
         for path, results in zip(files, pool.map(_grade_file, [str(f) for f in files]),
                                  strict=True):
             for result, member in results:
