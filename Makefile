@@ -71,6 +71,8 @@ train: train-deps
 	@echo "  $(BIN)/python bench/reader.py --split val --model-dir $(MODEL_OUT)"
 	@echo "  $(BIN)/python bench/reader.py --split val"
 	@echo "and if it is better: cp $(MODEL_OUT)/reader.onnx $(MODEL_OUT)/reader.json grader/models/"
+	@echo "then calibrate how doubted readings of the expected answer are credited:"
+	@echo "  $(BIN)/python bench/key_match.py --write"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ verdict compares with the truth, the share of fields sent to review, and peak me
 
     .venv/bin/python bench/grade.py [--students 40] [--tier phone] [--seed 9100]
                                     [--handwriting mnist|strokes] [--data-dir ../shared/data]
+                                    [--review-threshold P] [--credit-expected-answers]
 
 Handwriting ``mnist`` uses the MNIST test split and the held-out symbols (writers the reader
 never saw); ``strokes`` uses the procedural glyphs that need no data.
@@ -39,10 +40,11 @@ SPEC = ROOT / "examples" / "linear-layer.yaml"
 
 
 def make_class(folder: Path, students: int, tier: str, seed: int,
-               glyphs: object = None) -> tuple[Path, list, Path]:
+               glyphs: object = None, credit_expected: bool = False) -> tuple[Path, list, Path]:
     roster = [Student(student_id=f"{310000 + i}", name=f"Student {i + 1}")
               for i in range(students)]
-    printed = publish(load_spec(SPEC), folder / "print", students=roster)
+    spec = load_spec(SPEC).model_copy(update={"credit_expected_answers": credit_expected})
+    printed = publish(spec, folder / "print", students=roster)
     key = json.loads(printed.key_json.read_text())
     photos = folder / "photos"
     truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed, glyph_source=glyphs)
@@ -76,8 +78,11 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
                 tally["review_read_right"] += int(field.get("read") == written)
             elif field["verdict"] == truth.verdicts[field["id"]]:
                 tally["auto_right"] += 1
+                tally["credited"] += int(field.get("reader_unsure", False))
             else:
                 tally["auto_wrong"] += 1
+                tally["credited"] += int(field.get("reader_unsure", False))
+                tally["credited_wrong"] += int(field.get("reader_unsure", False))
                 wrong.append(
                     f"V{page['variant']} p{page['page_number']} {field['id']}: written "
                     f"{truth.written.get(field['id'])!r}, read {field.get('read')!r} "
@@ -126,6 +131,9 @@ def main() -> None:
                         help="MNIST and symbols (default: ../shared/data)")
     parser.add_argument("--review-threshold", type=float, default=None,
                         help="the reader confidence graded unseen (default: the model's own)")
+    parser.add_argument("--credit-expected-answers", action="store_true",
+                        help="print the sheets with credit_expected_answers on (see "
+                             "bench/key_match.py)")
     args = parser.parse_args()
     data_dir = args.data_dir or default_data_dir()
     if args.handwriting == "mnist" and not (data_dir / "mnist").is_dir():
@@ -137,7 +145,8 @@ def main() -> None:
         folder = Path(tmp)
         print(f"simulating {args.students} students x 2 pages ({args.tier}, "
               f"{args.handwriting} handwriting) ...", flush=True)
-        key, truths, photos = make_class(folder, args.students, args.tier, args.seed, glyphs)
+        key, truths, photos = make_class(folder, args.students, args.tier, args.seed, glyphs,
+                                         args.credit_expected_answers)
         floor = decode_floor(photos)
         one_s, pages = run(key, photos, folder / "one", 1, args.review_threshold)
         all_s, _ = run(key, photos, folder / "all", cores, args.review_threshold)
@@ -156,6 +165,9 @@ def main() -> None:
     print(f"fields: {fields}; auto-decided: {auto}, of which wrong: {tally['auto_wrong']}; "
           f"sent to review: {tally['review']} ({100 * tally['review'] / max(fields, 1):.1f}%); "
           f"pages not graded: {tally['page_errors']}")
+    if tally["credited"]:
+        print(f"  doubted readings credited as the expected answer: {tally['credited']}, "
+              f"of which wrong: {tally['credited_wrong']}")
     kinds = sorted((k for k in tally if k.startswith("why: ")), key=lambda k: -tally[k])
     if tally["review"]:
         print(f"  in review, read right all the same: {tally['review_read_right']}; why: " +

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -69,7 +69,9 @@ def grade_page(
                                      sha256=sha256))
     key = key_for(key_index, aligned.identity.worksheet_id)
     readings = read_all(aligned, reader)
-    result = page_result(aligned, key, readings, source, sha256, roster)
+    # Stand-in readers without a calibrated key-match threshold never credit doubted readings.
+    key_match_threshold = getattr(reader, "key_match_threshold", None)
+    result = page_result(aligned, key, readings, source, sha256, roster, key_match_threshold)
     return GradedPage(result, crops_by_name(aligned), aligned.aligned_image)
 
 
@@ -123,9 +125,10 @@ def page_result(
     source: str,
     sha256: str,
     roster: Sequence[StudentRef],
+    key_match_threshold: float | None = None,
 ) -> PageResult:
     entry = aligned.key_page.entry
-    fields = score_page(PageContext.from_key(key, entry), readings)
+    fields = score_page(PageContext.from_key(key, entry, key_match_threshold), readings)
     result = PageResult(
         source=source, status="graded", sha256=sha256, pdf_page=entry["pdf_page"],
         variant=entry["variant"], page_number=entry["page_number"], fields=fields,
@@ -182,14 +185,23 @@ def link_copies(pages: Sequence[PageResult]) -> None:
             page.identity_review = first.identity_review
 
 
-def regrader_for(key: Mapping[str, Any]) -> Callable[[PageResult, dict[str, str | None]],
-                                                      PageResult]:
-    """The store's re-grade hook: re-score a page with the teacher's readings pinned."""
+def regrader_for(
+    key: Mapping[str, Any], key_match_threshold: float | Literal["packaged"] | None = "packaged",
+) -> Callable[[PageResult, dict[str, str | None]], PageResult]:
+    """The store's re-grade hook: re-score a page with the teacher's readings pinned.
+
+    Doubted readings are judged as when the page was graded: with the packaged reader's
+    key-match threshold unless another is given.
+    """
+    from grader.read import packaged_key_match_threshold
     from grader.score import regrade_page
+
+    threshold = (packaged_key_match_threshold() if key_match_threshold == "packaged"
+                 else key_match_threshold)
 
     def regrade(page: PageResult, corrections: dict[str, str | None]) -> PageResult:
         assert page.pdf_page is not None
-        context = PageContext.from_key(key, key["pages"][page.pdf_page])
+        context = PageContext.from_key(key, key["pages"][page.pdf_page], threshold)
         page.fields = regrade_page(context, page.fields, corrections)
         return page
 

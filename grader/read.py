@@ -462,6 +462,18 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def key_match_threshold_of(config: dict[str, Any]) -> float | None:
+    """The confidence from which a doubted reading that is exactly the expected answer is
+    credited all the same (see grader.score.may_confirm); None where it was never calibrated."""
+    value = config["calibration"].get("key_match_threshold")
+    return None if value is None else float(value)
+
+
+def packaged_key_match_threshold() -> float | None:
+    """:func:`key_match_threshold_of` the packaged model, without loading the network."""
+    return key_match_threshold_of(load_config(MODEL_DIR / "reader.json"))
+
+
 class Reader:
     """Loads the ONNX model and its config once and reads batches of field crops.
 
@@ -482,6 +494,7 @@ class Reader:
         self.ctc_temperature = float(calibration["ctc_temperature"])
         self.status_temperature = float(calibration["status_temperature"])
         self.threshold = float(threshold if threshold is not None else calibration["threshold"])
+        self.key_match_threshold = key_match_threshold_of(self.config)
         self.mean = float(self.config["normalisation"]["mean"])
         self.std = float(self.config["normalisation"]["std"])
         self.batch_size = int(self.config["input"].get("batch_size", 64))

@@ -3,6 +3,9 @@
 Rules, in order, for one field:
 
 1. The reader is unsure (``needs_review``) or wrote something that is not a number: ``review``.
+   Only where the worksheet opts in (``credit_expected_answers``, off by default): a reading
+   at a confidence of at least the reader's ``key_match_threshold`` that is exactly what
+   rules 3-4 credit is ``correct`` instead (see :func:`may_confirm`).
 2. Nothing written (blank, smudge, crossed out): ``blank``, no points.
 3. The number matches the key's answer within the family's tolerance: ``correct``.
 4. With carry-forward on, the expected value is recomputed by the family's reference solver from
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from grader.read import unusual_spelling
 from grader.results import FieldResult, Verdict
 from worksheets.exercises.base import Tolerance, format_number
 from worksheets.exercises.registry import get_family
@@ -34,6 +38,8 @@ from worksheets.exercises.registry import get_family
 # may be wrong at most 1 time in 500 (the reader's calibration target), so any acceptable
 # alternative at least that likely sends the field to review instead.
 PLAUSIBLE_ALTERNATIVE = 0.002
+# How a field's reason begins when the reader's own doubt sent it to review.
+READER_UNSURE = "reader unsure"
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 
@@ -126,12 +132,18 @@ class PageContext:
     fields: list[dict[str, Any]]
     exercises: dict[str, dict[str, Any]]
     carry_forward: bool
+    key_match_threshold: float | None = None
 
     @classmethod
-    def from_key(cls, key: Mapping[str, Any], page: Mapping[str, Any]) -> PageContext:
+    def from_key(cls, key: Mapping[str, Any], page: Mapping[str, Any],
+                 key_match_threshold: float | None = None) -> PageContext:
+        """The page's context; ``key_match_threshold`` (the reader's) applies only where the
+        worksheet asks to credit expected answers (``credit_expected_answers``)."""
         variant = key["variants"][page["variant"]]
         exercises = {e["id"]: e for e in variant["exercises"]}
-        return cls(list(page["fields"]), exercises, bool(key.get("carry_forward", True)))
+        credit = bool(key.get("credit_expected_answers", False))
+        return cls(list(page["fields"]), exercises, bool(key.get("carry_forward", True)),
+                   key_match_threshold if credit else None)
 
 
 def ancestors(field_id: str, by_id: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -172,6 +184,7 @@ def score_field(
     reading: ReadingLike | None,
     carried: float | None,
     doubtful_upstream: bool,
+    key_match_threshold: float | None = None,
 ) -> FieldResult:
     result = FieldResult(
         field_id=field["id"], exercise_id=field.get("exercise", field["id"].split(".")[0]),
@@ -188,7 +201,8 @@ def score_field(
     result.confidence = float(reading.confidence)
     result.reading_status = reading.status
     result.alternatives = [(t or "", float(p)) for t, p in reading.alternatives]
-    verdict, reason = decide(field, reading, carried, doubtful_upstream, result)
+    verdict, reason = decide(field, reading, carried, doubtful_upstream, result,
+                             key_match_threshold)
     result.verdict, result.reason = verdict, reason
     if verdict == "correct":
         result.points = result.max_points
@@ -201,11 +215,52 @@ def decide(
     carried: float | None,
     doubtful_upstream: bool,
     result: FieldResult,
+    key_match_threshold: float | None = None,
 ) -> tuple[Verdict, str]:
-    if reading.needs_review:
-        # Readings doubted for the whole page (a blurred photo) carry their own reason.
-        reason = getattr(reading, "review_reason", "")
-        return "review", reason or f"reader unsure ({reading.confidence:.2f})"
+    if not reading.needs_review:
+        return judge(field, reading, carried, doubtful_upstream, result)
+    # Readings doubted for the whole page (a blurred photo) carry their own reason.
+    reason = getattr(reading, "review_reason", "")
+    unsure = reason or f"{READER_UNSURE} ({reading.confidence:.2f})"
+    if reason or not may_confirm(reading, key_match_threshold):
+        return "review", unsure
+    verdict, why = judge(field, reading, carried, doubtful_upstream, result)
+    # Exactly the expected answer: a tolerance allows for a student's rounding, but a doubted
+    # reading that is merely close ("0.5" for "0.49") may have lost a character.
+    if verdict == "correct" and parse_number(reading.text) == parse_number(result.expected_used):
+        credited = f"credited as the expected answer (reader {reading.confidence:.2f})"
+        return "correct", f"{why}; {credited}" if why else credited
+    result.expected_used, result.carried_forward, result.mistake = field["expected"], False, None
+    return "review", unsure
+
+
+def may_confirm(reading: ReadingLike, key_match_threshold: float | None) -> bool:
+    """Whether a reading the reader doubts may still be graded ``correct`` when it is exactly
+    the answer expected of this student (the key's, or follow-through from answers that are
+    not themselves in doubt).
+
+    Such a verdict is wrong only if the student wrote a different number that the reader
+    took for exactly that answer, which is far rarer than a misread in general: the reader's
+    doubt is spread over every number the ink could be, and any of those other readings
+    would be judged ``incorrect`` or sent to review, never silently credited.  The threshold
+    is calibrated on simulated classes (``bench/key_match.py``); what it costs is measured
+    there and in docs/benchmarks.md.  It is a worksheet's choice, off by default, because it
+    grades readings the reader itself is unsure of.  Readings spelled as no student writes
+    stay in review.
+    """
+    return (key_match_threshold is not None and reading.text is not None
+            and reading.confidence >= key_match_threshold
+            and not unusual_spelling(reading.text))
+
+
+def judge(
+    field: Mapping[str, Any],
+    reading: ReadingLike,
+    carried: float | None,
+    doubtful_upstream: bool,
+    result: FieldResult,
+) -> tuple[Verdict, str]:
+    """Rules 2-6 for a reading taken as written."""
     if reading.text is None:
         return "blank", reading.status if reading.status != "number" else "blank"
     answer = parse_number(reading.text)
@@ -252,7 +307,8 @@ def score_page(
         carried = (carried_expectation(field, exercise, upstream, student_values)
                    if context.carry_forward else None)
         doubtful_upstream = any(a in doubtful for a in upstream)
-        result = score_field(field, reading, carried, doubtful_upstream)
+        result = score_field(field, reading, carried, doubtful_upstream,
+                             context.key_match_threshold)
         results.append(result)
         value = parse_number(result.read)
         if value is not None:
@@ -305,4 +361,10 @@ def _reading_from_result(result: FieldResult) -> ReadingLike:
     """Reconstruct a reading from a stored result (what the reader said, not the verdict)."""
     return KeptReading(result.read, result.reading_status, result.confidence,
                        [(t or None, p) for t, p in result.alternatives], result.reader_unsure,
-                       result.reason if result.reader_unsure else "")
+                       _kept_review_reason(result))
+
+
+def _kept_review_reason(result: FieldResult) -> str:
+    """A reason that doubted the reading itself (a blurred page), to keep on re-grading."""
+    doubted = result.reader_unsure and result.verdict == "review"
+    return result.reason if doubted and not result.reason.startswith(READER_UNSURE) else ""

@@ -234,3 +234,78 @@ def test_a_page_wide_doubt_keeps_its_reason_through_regrading(key) -> None:
     assert stored[0].verdict == "review" and stored[0].reason == why
     again = {r.field_id: r for r in regrade_page(context, stored, {second: "1"})}
     assert again[first].verdict == "review" and again[first].reason == why
+
+
+def credited_context(key: dict[str, Any], threshold: float | None = 0.5,
+                     ) -> tuple[dict[str, Any], PageContext]:
+    page = key["pages"][0]
+    crediting = {**key, "credit_expected_answers": True}
+    return page, PageContext.from_key(crediting, page, key_match_threshold=threshold)
+
+
+def test_a_doubted_reading_of_the_key_answer_is_credited_from_the_key_match_threshold(
+        key) -> None:
+    page, context = credited_context(key)
+    field = page["fields"][0]
+    readings = all_correct(page)
+    readings[field["id"]] = reading(field["expected"], confidence=0.6, review=True)
+    credited = score_page(context, readings)[0]
+    assert credited.verdict == "correct" and credited.points == credited.max_points
+    assert credited.reader_unsure and "credited as the expected answer" in credited.reason
+    readings[field["id"]] = reading(field["expected"], confidence=0.4, review=True)
+    assert score_page(context, readings)[0].verdict == "review"
+    readings[field["id"]] = reading(field["expected"], confidence=0.6, review=True)
+    _, uncalibrated = credited_context(key, None)
+    assert score_page(uncalibrated, readings)[0].verdict == "review"
+    not_opted_in = PageContext.from_key(key, page, key_match_threshold=0.5)
+    assert not key.get("credit_expected_answers")
+    assert score_page(not_opted_in, readings)[0].verdict == "review"
+
+
+def test_a_doubted_wrong_answer_still_goes_to_review(key) -> None:
+    page, context = credited_context(key)
+    field = page["fields"][0]
+    readings = all_correct(page)
+    readings[field["id"]] = reading(str(int(field["expected"]) + 3), confidence=0.9, review=True)
+    result = score_page(context, readings)[0]
+    assert result.verdict == "review" and result.reason.startswith("reader unsure")
+    assert result.expected_used == field["expected"] and result.mistake is None
+
+
+def test_doubted_follow_through_is_credited_only_from_answers_not_in_doubt(key) -> None:
+    page, context = credited_context(key)
+    readings = all_correct(page)
+    wrong_z1 = wrong_positive_z1(page)
+    readings["q1.z1"] = reading(str(wrong_z1))
+    readings["q1.h1"] = reading(str(max(0, wrong_z1)), confidence=0.8, review=True)
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.h1"].verdict == "correct" and results["q1.h1"].carried_forward
+    assert results["q1.h1"].reason.startswith("follow-through")
+    assert "credited as the expected answer" in results["q1.h1"].reason
+    readings["q1.z1"] = reading(str(wrong_z1), confidence=0.8, review=True)
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.z1"].verdict == "review"
+    assert results["q1.h1"].verdict == "review"
+
+
+def test_a_page_wide_doubt_or_an_unusual_spelling_is_never_credited(key) -> None:
+    page, context = credited_context(key)
+    field = page["fields"][0]
+    expected = field["expected"]
+    readings: dict[str, Any] = all_correct(page)
+    why = "photo too blurred to read safely"
+    readings[field["id"]] = KeptReading(expected, "number", 0.999, (), True, why)
+    assert score_page(context, readings)[0].verdict == "review"
+    padded = "-0" + expected[1:] if expected.startswith("-") else "0" + expected
+    readings[field["id"]] = reading(padded, confidence=0.99, review=True)
+    assert score_page(context, readings)[0].verdict == "review"
+
+
+def test_regrading_keeps_a_credited_reading_credited(key) -> None:
+    page, context = credited_context(key)
+    readings = all_correct(page)
+    first, second = page["fields"][0], page["fields"][1]["id"]
+    readings[first["id"]] = reading(first["expected"], confidence=0.7, review=True)
+    stored = score_page(context, readings)
+    again = {r.field_id: r for r in regrade_page(context, stored, {second: "1"})}
+    assert again[first["id"]].verdict == "correct" and again[first["id"]].reader_unsure

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from worksheets.build import worksheet_id_for
 from worksheets.errors import SpecError
 from worksheets.spec import load_roster, load_spec, parse_spec, spec_json_schema
 
@@ -19,7 +20,16 @@ def test_defaults_fill_in_everything_else() -> None:
     spec = parse_spec(minimal())
     assert spec.paper == "A4" and spec.paper_mm == (210.0, 297.0)
     assert spec.seed == 0 and spec.carry_forward is True
+    assert spec.credit_expected_answers is False
     assert spec.exercises[0].points == 4.0
+
+
+def test_crediting_expected_answers_keeps_the_printed_worksheet_id() -> None:
+    """A grading policy changed after printing must still match the sheets' QR codes."""
+    spec = parse_spec(minimal())
+    crediting = parse_spec({**minimal(), "credit_expected_answers": True})
+    assert worksheet_id_for(spec, None, 2) == worksheet_id_for(crediting, None, 2)
+    assert worksheet_id_for(spec, None, 2) != worksheet_id_for(spec, None, 3)
 
 
 @pytest.mark.parametrize(

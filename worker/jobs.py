@@ -83,6 +83,8 @@ class GradeSummary:
     error_pages: list[tuple[str, str]] = field(default_factory=list)
     students: int = 0
     fields_in_review: int = 0
+    # Readings the reader doubted, credited as the expected answer (credit_expected_answers).
+    fields_credited: int = 0
     identity_reviews: int = 0
     seconds: float = 0.0
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -263,6 +265,8 @@ def count(summary: GradeSummary, result: PageResult) -> None:
     if result.graded:
         summary.graded += 1
         summary.fields_in_review += sum(f.verdict == "review" for f in result.fields)
+        summary.fields_credited += sum(f.reader_unsure and f.verdict == "correct"
+                                       for f in result.fields)
         summary.identity_reviews += result.identity_review
     else:
         summary.errors[result.status] += 1

@@ -94,6 +94,7 @@ def build_key(class_set: ClassSet) -> dict[str, Any]:
         "paper": {"name": spec.paper, "size_mm": list(spec.paper_mm)},
         "seed": spec.seed,
         "carry_forward": spec.carry_forward,
+        "credit_expected_answers": spec.credit_expected_answers,
         "markers": {"dictionary": ARUCO_DICTIONARY_NAME, "ids": list(range(8))},
         "spec": spec.model_dump(mode="json"),
         "variants": variants,

@@ -77,6 +77,12 @@ class WorksheetSpec(BaseModel):
     paper: Literal["A4", "letter"] = "A4"
     seed: int = Field(0, ge=0, description="same seed, same numbers")
     carry_forward: bool = Field(True, description="award follow-through credit when grading")
+    credit_expected_answers: bool = Field(
+        False,
+        description="credit a reading the reader is unsure of when it is exactly the expected "
+        "answer and at least as confident as the reader's calibrated key-match threshold, "
+        "instead of sending it to review (a grading policy: nothing printed changes)",
+    )
     instructions: str = Field(
         "Write one number per box, large and clear. Use a leading - for negatives "
         "and a dot for decimals.",

@@ -149,8 +149,9 @@ def field_notes(f: FieldResult) -> list[tuple[str, RGB]]:
         read = f.read if f.read is not None else "nothing"
         notes.append((f"to be checked (read {read})", COLOURS["review"]))
     if f.carried_forward:
-        source = f"({f.reason})" if f.reason else "from your earlier answers"
-        notes.append((f"follow-through: {f.expected_used} {source}", NOTE_COLOUR))
+        # The reason is written for the teacher (it may name the reader's confidence).
+        notes.append((f"follow-through: {f.expected_used} from your earlier answers",
+                      NOTE_COLOUR))
     return notes
 
 

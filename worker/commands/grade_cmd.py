@@ -111,6 +111,9 @@ def print_summary(summary: GradeSummary, out: Path) -> None:
     if summary.fields_in_review or summary.identity_reviews:
         print(f"  {summary.fields_in_review} field(s) and {summary.identity_reviews} student "
               f"identification(s) wait for review: papergrade review {out}")
+    if summary.fields_credited:
+        print(f"  {summary.fields_credited} field(s) the reader was unsure of were credited as "
+              "the expected answer (credit_expected_answers); fields.csv names them")
     print("Results:")
     for name in ("results.json", "gradebook.csv", "fields.csv", "report.html"):
         if name in summary.outputs:
