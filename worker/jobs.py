@@ -34,16 +34,25 @@ PAGE_IMAGE_QUALITY = 80
 logger = logging.getLogger(__name__)
 
 
+# Imported once by the fork server (see worker_context); a missing one is imported later.
+WORKER_PRELOAD = ["worker.jobs", "grader.read", "onnxruntime"]
+
+
 def worker_context() -> multiprocessing.context.BaseContext:
     """How grading workers are started: never by a plain fork of this process.
 
     A child forked from a process whose OpenCV or onnxruntime thread pools have run inherits
     their locks held by threads that do not exist in the child, and hangs on its first image
     operation (a CLI that simulated photos first, a web server, a notebook).  A fork server
-    forks from a clean process instead; where there is none (Windows), spawn.
+    forks from a clean process instead; where there is none (Windows), spawn.  The server
+    imports the grading modules once (no image work, so no threads), so that each worker
+    starts without importing them again.
     """
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    return context
 
 
 @dataclass(frozen=True)
