@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from grader.read import packaged_key_match_threshold
 from grader.results import StudentRef
 from grader.simulate_class import PageTruth, simulate_class
 from tests.store_fixtures import postgres_admin_url_or_skip, throwaway_database
@@ -126,3 +127,32 @@ def test_a_review_threshold_outside_0_to_1_is_refused(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["grade", "--key", "key.json", "photos", "--review-threshold", "1.5"])
     assert "not between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_worksheet_may_credit_doubted_readings_of_the_expected_answer(
+        scanned_class, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With every reading doubted (threshold 1), only exact expected answers read at the
+    reader's key-match confidence or above are graded, and those must match the truth."""
+    key_match = packaged_key_match_threshold()
+    if key_match is None:
+        pytest.skip("the packaged reader has no key-match threshold: run bench/key_match.py")
+    key = {**scanned_class["key"], "credit_expected_answers": True}
+    key_path = tmp_path / "key.json"
+    key_path.write_text(json.dumps(key))
+    out = tmp_path / "results"
+    assert main(["grade", "--key", str(key_path), str(scanned_class["root"] / "scans"),
+                 "--students", str(scanned_class["roster"]), "--out", str(out),
+                 "--review-threshold", "1"]) == 0
+    assert "credited as the expected answer" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    credited = 0
+    for page in results["pages"]:
+        truth = truth_for(scanned_class["truths"], page)
+        for field in page["fields"]:
+            if field["verdict"] == "review":
+                continue
+            credited += 1
+            assert field["verdict"] == "correct" and field["reader_unsure"]
+            assert field["confidence"] >= key_match and field["read"] is not None
+            assert field["verdict"] == truth.verdicts[field["id"]]
+    assert credited > 0
