@@ -1,4 +1,5 @@
-"""Grading a batch of uploads: the service layer the CLI, Celery tasks and web views share.
+"""Grading a batch of uploads: the service layer the CLI (and, once built, Celery tasks and web
+views) share.
 
 ``grade_batch`` decodes every upload, grades every page (in worker processes when ``jobs`` > 1),
 keeps the originals, stores every page result (errors included, duplicates recognised,
