@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grader.results import FieldResult
 from grader.score import TeacherReading
 from grader.simulate_class import simulate_class
 from worker.jobs import GradeRequest, grade_batch
-from worker.review import preview, run_review
-from worker.store import open_store
+from worker.review import ReviewTally, confirm_in_groups, preview, run_review
+from worker.store import Regrade, open_store
 from worksheets.publish import publish
 from worksheets.spec import Student, load_spec
 
@@ -23,11 +24,20 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs 
 
 
 class UnsureReader:
-    """Reads every box as 1 with low confidence, so every field lands in review."""
+    """Reads every box as ``text`` with low confidence, so every field lands in review."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
     def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
-        return [TeacherReading("1", "number", 0.3, (("1", 0.3), ("7", 0.2)), True)
+        return [TeacherReading(self.text, "number", 0.3, ((self.text, 0.3), ("7", 0.2)), True)
                 for _ in crops]
+
+
+def no_answer_of(key: dict) -> str:
+    """A number no field of the key expects, so no reading is grouped as the key's answer."""
+    expected = {f["expected"] for p in key["pages"] for f in p["fields"]}
+    return next(t for t in ("1", "77", "777", "7777") if t not in expected)
 
 
 @pytest.fixture()
@@ -39,7 +49,7 @@ def graded(tmp_path: Path) -> tuple[Path, dict]:
     simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=3)
     out = tmp_path / "results"
     grade_batch(GradeRequest(printed.key_json, [sorted(photos.glob("*.jpg"))[0]], out),
-                reader=UnsureReader())
+                reader=UnsureReader(no_answer_of(key)))
     return out, key
 
 
@@ -64,7 +74,7 @@ def test_review_records_decisions_and_regrades(graded) -> None:
     assert by_id[fields[0]["id"]]["read"] == correct_first
     assert by_id[fields[2]["id"]]["verdict"] == "blank"
     kept = by_id[fields[1]["id"]]
-    assert kept["read"] == "1" and kept["verdict"] in {"correct", "incorrect"}
+    assert kept["read"] == no_answer_of(key) and kept["verdict"] in {"correct", "incorrect"}
     assert by_id[fields[3]["id"]]["verdict"] == "review"  # skipped: still waiting
     with open_store(None, out) as store:
         page_id, _field = store.review_queue(key["worksheet_id"])[0]
@@ -81,3 +91,35 @@ def test_preview_draws_the_crop(graded) -> None:
     coloured = preview(str(crop), width=20, colour=True)
     assert "\x1b[38;2;" in coloured[0]
     assert preview(None) == ["(no crop saved)"]
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.accepted: list[str] = []
+
+    def accept_review(self, page_id: int, field_id: str, who: str, regrade: Regrade,
+                      reason: str = "") -> None:
+        self.accepted.append(field_id)
+
+
+def in_review(field_id: str, read: str, expected: str, reason: str = "reader unsure (0.60)",
+              ) -> tuple[int, FieldResult]:
+    return 1, FieldResult(field_id, "q1", field_id, read, 0.6, [], expected, expected, "review",
+                          0.0, 1.0, reason=reason, reader_unsure=True)
+
+
+def test_doubted_readings_of_the_key_answer_are_confirmed_a_group_at_a_time() -> None:
+    queue = [in_review("a", "3", "3"), in_review("b", ".5", "0.5"), in_review("c", "4", "3"),
+             in_review("d", "2", "2"), in_review("e", "2", "2", "photo too blurred")]
+    store = RecordingStore()
+    said: list[str] = []
+    tally = ReviewTally()
+    finished = confirm_in_groups(store, queue, scripted(["x", "9", "2"]), said.append, "ms.k",
+                                 False, lambda page, _c: page, tally)
+    assert finished and store.accepted == ["a", "d"] and tally.kept == 2
+    assert sum("type item numbers" in line for line in said) == 2
+    assert any("3 field(s) read as exactly the key's answer" in line for line in said)
+    quitting = RecordingStore()
+    assert not confirm_in_groups(quitting, queue, scripted(["q"]), said.append, "ms.k", False,
+                                 lambda page, _c: page, ReviewTally())
+    assert quitting.accepted == []

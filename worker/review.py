@@ -1,8 +1,11 @@
 """Walking the review queue at a terminal: the offline laptop's way to settle doubtful boxes.
 
-For each field in review the teacher sees the crop (its file path and, at a terminal, a small
-preview drawn with characters) with the reader's guess and alternatives, and answers:
-Enter keeps the reading, a number replaces it, ``b`` marks it blank, ``s`` skips, ``q`` stops.
+First, the fields in review only because the reader doubted a reading that is exactly the
+key's answer (most of a queue) are shown a group at a time, each crop with its reading: Enter
+confirms the group, item numbers keep those for a closer look.  Then, for each field still in
+review, the teacher sees the crop (its file path and, at a terminal, a small preview drawn
+with characters) with the reader's guess and alternatives, and answers: Enter keeps the
+reading, a number replaces it, ``b`` marks it blank, ``s`` skips, ``q`` stops.
 Unidentified or doubtful students are settled the same way by typing a student id.
 Every decision is stored with who and when, dependants are re-graded, outputs regenerated.
 """
@@ -10,18 +13,19 @@ Every decision is stored with who and when, dependants are re-graded, outputs re
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from grader.grade import regrader_for
 from grader.results import FieldResult
-from grader.score import parse_number
+from grader.score import READER_UNSURE, parse_number
 from worker.jobs import regenerate_outputs
-from worker.store import Store, open_store
+from worker.store import Regrade, Store, open_store
 
 ASCII_RAMP = " .:-=+*#%@"
 InputFn = Callable[[str], str]
@@ -79,10 +83,84 @@ def ask_field(field: FieldResult, ask: InputFn, say: OutputFn) -> tuple[str, str
         say(f"  '{answer}' is not a number; type it like -12, 3.5 or .25")
 
 
+# How many doubted readings of the key's answer are shown together for one confirmation.
+GROUP_SIZE = 12
+
+
+def reads_as_the_key(field: FieldResult) -> bool:
+    """In review only because the reader doubted a reading that is exactly the key's answer.
+
+    Most of a queue is such fields, nearly all read right: checking them a group at a time,
+    every crop still in view, is much quicker than one by one.
+    """
+    value = parse_number(field.read)
+    return (field.reader_unsure and field.reason.startswith(READER_UNSURE)
+            and value is not None and value == parse_number(field.expected))
+
+
+def chosen_numbers(answer: str, count: int) -> set[int] | None:
+    """The item numbers typed ("2 5", "2,5"), or None when something typed is not one."""
+    words = answer.replace(",", " ").split()
+    if not all(w.isdigit() and 1 <= int(w) <= count for w in words):
+        return None
+    return {int(w) for w in words}
+
+
+def ask_group(count: int, ask: InputFn, say: OutputFn) -> set[int] | None:
+    """The items of a group to look at one by one (empty: all right); None to quit."""
+    while True:
+        answer = ask("  Enter = all read right, numbers (e.g. 2 5) = look at those one by one, "
+                     "q = quit > ").strip()
+        if answer.lower() == "q":
+            return None
+        flagged = chosen_numbers(answer, count)
+        if flagged is not None:
+            return flagged
+        say(f"  type item numbers from 1 to {count}, or q")
+
+
+class Confirms(Protocol):
+    """What confirming a group needs of the store."""
+
+    def accept_review(self, page_id: int, field_id: str, who: str, regrade: Regrade,
+                      reason: str = ...) -> object: ...
+
+
+def confirm_in_groups(store: Confirms, queue: Sequence[tuple[int, FieldResult]], ask: InputFn,
+                      say: OutputFn, who: str, colour: bool, regrade: Regrade,
+                      tally: ReviewTally) -> bool:
+    """Show the doubted readings of the key's answer a group at a time; Enter confirms the
+    group, numbers keep those fields for one-by-one review.  False if the teacher quit."""
+    matching = [(page_id, field) for page_id, field in queue if reads_as_the_key(field)]
+    if matching:
+        say(f"\n{len(matching)} field(s) read as exactly the key's answer, but below the "
+            f"reader's threshold: check them {GROUP_SIZE} at a time.")
+    for start in range(0, len(matching), GROUP_SIZE):
+        group = matching[start:start + GROUP_SIZE]
+        for number, (_page_id, field) in enumerate(group, start=1):
+            say(f"\n  ({number}) {field.field_id} '{field.label}': read {field.read} "
+                f"({field.confidence:.2f})  crop: {field.crop_path or '(none)'}")
+            for line in preview(field.crop_path, width=24, colour=colour):
+                say("      " + line)
+        flagged = ask_group(len(group), ask, say)
+        if flagged is None:
+            return False
+        for number, (page_id, field) in enumerate(group, start=1):
+            if number not in flagged:
+                store.accept_review(page_id, field.field_id, who, regrade,
+                                    "reading confirmed in a group")
+                tally.kept += 1
+    return True
+
+
 def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                   who: str, colour: bool) -> tuple[ReviewTally, bool]:
     regrade = regrader_for(store.get_key(worksheet_id))
     tally = ReviewTally()
+    if not confirm_in_groups(store, store.review_queue(worksheet_id), ask, say, who, colour,
+                             regrade, tally):
+        return tally, False
+    # Confirmed fields re-graded their dependants, so the rest of the queue is read again.
     queue = store.review_queue(worksheet_id)
     for number, (page_id, field) in enumerate(queue, start=1):
         say(f"\n[{number}/{len(queue)}] {describe(field)}")

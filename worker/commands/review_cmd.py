@@ -13,8 +13,9 @@ from worker.review import run_review
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "review", help="walk the review queue in the terminal and type corrections",
-        description="Shows each doubtful box (crop path and a preview), takes your answer, "
-        "re-grades what depends on it and regenerates the outputs.")
+        description="Shows the doubted readings of the key's answer a group at a time, then "
+        "each other doubtful box (crop path and a preview), takes your answers, re-grades what "
+        "depends on them and regenerates the outputs.")
     parser.add_argument("results", type=Path, help="results folder written by grade")
     parser.add_argument("--database-url", help="results store URL (default: SQLite in results)")
     parser.add_argument("--who", help="your name for the review history (default: login name)")
