@@ -51,6 +51,12 @@ def test_bad_specs_name_the_field(change: dict, names: str) -> None:
     assert names in str(info.value)
 
 
+def test_paths_may_be_given_as_strings() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    assert load_spec(str(examples / "linear-layer.yaml")).title
+    assert load_roster(str(examples / "roster.csv"))
+
+
 def test_load_spec_reports_yaml_and_missing_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("title: [unclosed\n")

@@ -112,7 +112,8 @@ def parse_spec(raw: Any, source: str = "spec") -> WorksheetSpec:
         raise SpecError(f"{source} is not a valid worksheet spec:\n{lines}") from None
 
 
-def load_spec(path: Path) -> WorksheetSpec:
+def load_spec(path: str | Path) -> WorksheetSpec:
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -124,8 +125,9 @@ def load_spec(path: Path) -> WorksheetSpec:
     return parse_spec(raw, str(path))
 
 
-def load_roster(path: Path) -> list[Student]:
+def load_roster(path: str | Path) -> list[Student]:
     """Students from a CSV with a header row ``student_id,name``."""
+    path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
