@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 
 from grader.handwriting import MnistGlyphs, StrokeGlyphs, default_data_dir  # noqa: E402
-from grader.simulate_class import simulate_class  # noqa: E402
+from grader.simulate_class import AnswerHabits, simulate_class  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
 from worksheets.publish import publish  # noqa: E402
 from worksheets.spec import Student, load_spec  # noqa: E402
@@ -39,15 +39,17 @@ from worksheets.spec import Student, load_spec  # noqa: E402
 SPEC = ROOT / "examples" / "linear-layer.yaml"
 
 
-def make_class(folder: Path, students: int, tier: str, seed: int,
-               glyphs: object = None, credit_expected: bool = False) -> tuple[Path, list, Path]:
+def make_class(folder: Path, students: int, tier: str, seed: int, glyphs: object = None,
+               credit_expected: bool = False,
+               habits: AnswerHabits | None = None) -> tuple[Path, list, Path]:
     roster = [Student(student_id=f"{310000 + i}", name=f"Student {i + 1}")
               for i in range(students)]
     spec = load_spec(SPEC).model_copy(update={"credit_expected_answers": credit_expected})
     printed = publish(spec, folder / "print", students=roster)
     key = json.loads(printed.key_json.read_text())
     photos = folder / "photos"
-    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed, glyph_source=glyphs)
+    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed, habits=habits,
+                            glyph_source=glyphs)
     return printed.key_json, truths, photos
 
 
@@ -76,13 +78,15 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
                 tally["why: " + review_kind(field.get("reason", ""))] += 1
                 written = truth.written.get(field["id"]) or None
                 tally["review_read_right"] += int(field.get("read") == written)
-            elif field["verdict"] == truth.verdicts[field["id"]]:
+                continue
+            # A doubted reading that was decided all the same was credited (see score.decide).
+            credited = int(field.get("reader_unsure", False))
+            tally["credited"] += credited
+            if field["verdict"] == truth.verdicts[field["id"]]:
                 tally["auto_right"] += 1
-                tally["credited"] += int(field.get("reader_unsure", False))
             else:
                 tally["auto_wrong"] += 1
-                tally["credited"] += int(field.get("reader_unsure", False))
-                tally["credited_wrong"] += int(field.get("reader_unsure", False))
+                tally["credited_wrong"] += credited
                 wrong.append(
                     f"V{page['variant']} p{page['page_number']} {field['id']}: written "
                     f"{truth.written.get(field['id'])!r}, read {field.get('read')!r} "

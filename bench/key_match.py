@@ -35,15 +35,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.grade import make_class  # noqa: E402
 from grader.handwriting import MnistGlyphs, default_data_dir  # noqa: E402
 from grader.read import MODEL_DIR, Reader, load_config  # noqa: E402
 from grader.score import READER_UNSURE, KeptReading, PageContext, score_page  # noqa: E402
-from grader.simulate_class import AnswerHabits, simulate_class  # noqa: E402
+from grader.simulate_class import AnswerHabits  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
-from worksheets.publish import publish  # noqa: E402
-from worksheets.spec import Student, load_spec  # noqa: E402
 
-SPEC = ROOT / "examples" / "linear-layer.yaml"
 # Never below even odds: a reading is credited only when the reader itself finds the expected
 # answer likelier than every other reading together.
 CANDIDATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -67,24 +65,20 @@ class Tally:
 def simulate_and_grade(folder: Path, seed: int, wrong: float, glyphs: MnistGlyphs,
                        model_dir: Path) -> None:
     """One class, graded with every reading kept, its truth and key stored in ``folder``."""
-    roster = [Student(student_id=f"{310000 + i}", name=f"Student {i + 1}")
-              for i in range(STUDENTS)]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        printed = publish(load_spec(SPEC), work / "print", students=roster)
-        key = json.loads(printed.key_json.read_text())
-        truths = simulate_class(key, printed.worksheets_pdf, work / "photos", "phone", seed,
-                                habits=AnswerHabits(wrong=wrong), glyph_source=glyphs)
+        key_json, truths, photos = make_class(work, STUDENTS, "phone", seed, glyphs,
+                                              habits=AnswerHabits(wrong=wrong))
         graded = work / "graded"
-        request = GradeRequest(printed.key_json, [work / "photos"], graded,
-                               jobs=available_cores(), review_threshold=0.0)
+        request = GradeRequest(key_json, [photos], graded, jobs=available_cores(),
+                               review_threshold=0.0)
         if model_dir.resolve() == MODEL_DIR.resolve():
             grade_batch(request)
         else:  # worker processes load the packaged model; another one is read in this process
             grade_batch(replace(request, jobs=1), reader=Reader(model_dir, threshold=0.0))
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(graded / "results.json", folder / "results.json")
-        shutil.copy(printed.key_json, folder / "key.json")
+        shutil.copy(key_json, folder / "key.json")
         (folder / "truths.json").write_text(json.dumps([asdict(t) for t in truths]))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -185,19 +185,17 @@ def link_copies(pages: Sequence[PageResult]) -> None:
             page.identity_review = first.identity_review
 
 
-def regrader_for(
-    key: Mapping[str, Any], key_match_threshold: float | Literal["packaged"] | None = "packaged",
-) -> Callable[[PageResult, dict[str, str | None]], PageResult]:
+def regrader_for(key: Mapping[str, Any]) -> Callable[[PageResult, dict[str, str | None]],
+                                                      PageResult]:
     """The store's re-grade hook: re-score a page with the teacher's readings pinned.
 
-    Doubted readings are judged as when the page was graded: with the packaged reader's
-    key-match threshold unless another is given.
+    Doubted readings are judged as when the page was graded, with the packaged reader's
+    key-match threshold.
     """
     from grader.read import packaged_key_match_threshold
     from grader.score import regrade_page
 
-    threshold = (packaged_key_match_threshold() if key_match_threshold == "packaged"
-                 else key_match_threshold)
+    threshold = packaged_key_match_threshold()
 
     def regrade(page: PageResult, corrections: dict[str, str | None]) -> PageResult:
         assert page.pdf_page is not None
