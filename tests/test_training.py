@@ -153,6 +153,37 @@ def tiny_batch() -> dict:
     return train_reader.collate([data[i] for i in range(8)])
 
 
+def test_a_field_framed_two_ways_gives_two_inputs_with_one_label() -> None:
+    """``repeats`` 2: the field's first view and one other, both labelled as the field."""
+    plain = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN)
+    twice = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN, repeats=2)
+    single, status, text = plain[5]
+    views, status2, text2 = twice[5]
+    assert views.shape == (2, *single.shape)
+    assert (status2, text2) == (status, text)
+    assert np.array_equal(views[0], single)  # the same field, framed as the reader's first view
+    batch = train_reader.collate_repeated([twice[i] for i in range(4)])
+    assert batch["x"].shape == (8, 1, *single.shape)
+    assert batch["texts"][0::2] == batch["texts"][1::2]
+    assert torch.equal(batch["status"][0::2], batch["status"][1::2])
+
+
+def test_the_second_framing_is_another_view_of_the_reader() -> None:
+    twice = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN, repeats=2)
+    chosen = set()
+    for i in range(12):
+        views, _, _ = twice[i]
+        assert twice._synth is not None
+        sample = twice._synth.sample(np.random.default_rng([0, train_reader.STREAM_TRAIN, i]))
+        ink = rd.clean_ink(sample.image)
+        framed = [(rd.frame_ink(ink, v) - train_reader.MEAN) / train_reader.STD for v in rd.VIEWS]
+        matches = {k for k in (1, 2) if np.allclose(views[1], framed[k])}
+        assert matches, f"field {i}: second input is neither of the other views"
+        if len(matches) == 1:
+            chosen |= matches
+    assert chosen == {1, 2}
+
+
 def test_bf16_and_fp32_losses_agree() -> None:
     if not train_reader.bf16_supported():
         pytest.skip("this CPU has no native bfloat16")

@@ -53,6 +53,7 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
         seed: int,
         stream: int,
         views: int = 1,
+        repeats: int = 1,
         **kw: Any,
     ):
         self.data_dir, self.split, self.seed, self.stream, self.kw = (
@@ -63,6 +64,9 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
             kw,
         )
         self.views = views  # above 1, input is (views, 32, 128): the reader's views of it
+        # Above 1 (training only): input is (repeats, 32, 128), the first view and others
+        # drawn at random, so one synthesised field trains the framings the reader averages.
+        self.repeats = repeats
         self._synth: Synthesizer | None = None
 
     def __len__(self) -> int:
@@ -73,12 +77,18 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
             self._synth = make_synthesizer(self.data_dir, self.split, **self.kw)
         rng = np.random.default_rng([self.seed, self.stream, index])
         sample = self._synth.sample(rng)
-        if self.views == 1:
+        if self.views == 1 and self.repeats == 1:
             x = (rd.preprocess(sample.image) - MEAN) / STD
         else:
             ink = rd.clean_ink(sample.image)
-            x = (np.stack([rd.frame_ink(ink, v) for v in rd.VIEWS[: self.views]]) - MEAN) / STD
+            x = (np.stack([rd.frame_ink(ink, v) for v in self._views_of(rng)]) - MEAN) / STD
         return x.astype(np.float32), rd.STATUSES.index(sample.status), sample.text
+
+    def _views_of(self, rng: np.random.Generator) -> list[rd.View]:
+        if self.repeats == 1:
+            return list(rd.VIEWS[: self.views])
+        others = rng.permutation(len(rd.VIEWS) - 1)[: self.repeats - 1] + 1
+        return [rd.VIEWS[0], *(rd.VIEWS[int(i)] for i in others)]
 
 
 def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
@@ -100,19 +110,29 @@ def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
     }
 
 
+def collate_repeated(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
+    """:func:`collate` for fields framed several ways: each view becomes its own input."""
+    flat = [(x, status, text) for views, status, text in batch for x in views]
+    return collate(flat)
+
+
 def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
 
 def loader(dataset: SynthFields, start: int, batch: int, workers: int) -> Iterator[dict[str, Any]]:
-    """Batches of fields ``start, start+1, ...`` in order, so a run is reproducible."""
+    """Batches of fields ``start, start+1, ...`` in order, so a run is reproducible.
+
+    ``batch`` counts inputs: with ``dataset.repeats`` views per field, a batch holds
+    ``batch // repeats`` fields.
+    """
     sampler = range(start, start + 10**9)
     dl = DataLoader(
         dataset,
-        batch_size=batch,
+        batch_size=batch // dataset.repeats,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate_repeated if dataset.repeats > 1 else collate,
         num_workers=workers,
         worker_init_fn=_worker_init if workers else None,
         prefetch_factor=6 if workers else None,
@@ -358,6 +378,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="share of MNIST digits elastically warped (see training.synth.warp_glyph)",
     )
+    # Synthesis takes about two thirds of a step's compute on two cores; framing each field
+    # two ways halves that per input, and trains the framings the reader averages at run time.
+    p.add_argument(
+        "--field-views",
+        type=int,
+        default=1,
+        choices=range(1, len(rd.VIEWS) + 1),
+        help="inputs made from each synthesised field: its first view plus others at random "
+        "(all in the same batch)",
+    )
     p.add_argument("--target-error", type=float, default=1 / 500)
     p.add_argument(
         "--views",
@@ -385,10 +415,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # What a resumed run must share with the run that wrote its checkpoint.
 RECIPE_KEYS = (
     "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "digit_warp",
-    "channels", "hidden",
+    "channels", "hidden", "field_views",
 )
 # The value of each recipe option that checkpoints written before it existed were trained with.
-RECIPE_DEFAULTS_BEFORE = {"digit_warp": 0.0}
+RECIPE_DEFAULTS_BEFORE = {"digit_warp": 0.0, "field_views": 1}
 
 
 # With --minutes, the step count is fixed from the speed measured over these steps.  Not the
@@ -417,12 +447,14 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         poor_capture_share=args.poor_capture,
         digit_stroke_share=args.digit_strokes,
         digit_warp_share=args.digit_warp,
+        repeats=args.field_views,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     progress, rng_state = Progress(total=args.steps or 10**9), None
     if args.resume:
         progress, rng_state = resume(args, model, opt)
-    batches = loader(data, progress.step * args.batch, args.batch, args.workers)
+    fields_per_batch = args.batch // args.field_views
+    batches = loader(data, progress.step * fields_per_batch, args.batch, args.workers)
     if rng_state is not None:  # after the loader, whose start draws from torch's generator
         torch.set_rng_state(rng_state)
     start = time.monotonic()
@@ -432,7 +464,8 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "seed": args.seed,
         "steps": step,
         "batch": args.batch,
-        "fields_seen": step * args.batch,
+        "fields_seen": step * fields_per_batch,
+        "field_views": args.field_views,
         "minutes": round(minutes, 1),
         "lr": args.lr,
         "threads": args.threads,
