@@ -85,14 +85,16 @@ def main() -> int:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     precision = "bf16" if tr.bf16_supported() else "fp32"
-    floor = network_floor(args.data_dir, precision)
     print(f"training step of {BATCH} inputs, {precision}, 1 torch thread, "
           f"{args.workers} synthesis processes, steps {TIMED[0]}-{TIMED[1]}")
     print(f"{'field views':>11} {'s/step':>8} {'inputs/s':>9} {'fields/s':>9} {'/ floor':>8}")
-    for views in args.views:
-        per_step = seconds_per_step(views, args.workers, args.data_dir, precision)
-        print(f"{views:>11} {per_step:8.3f} {BATCH / per_step:9.0f} "
-              f"{BATCH / views / per_step:9.0f} {per_step / floor:7.2f}x")
+    per_step = {v: seconds_per_step(v, args.workers, args.data_dir, precision) for v in args.views}
+    # Last: it synthesises in this process, and synthesis workers forked after OpenCV's thread
+    # pool has run here would hang.
+    floor = network_floor(args.data_dir, precision)
+    for views, seconds in per_step.items():
+        print(f"{views:>11} {seconds:8.3f} {BATCH / seconds:9.0f} "
+              f"{BATCH / views / seconds:9.0f} {seconds / floor:7.2f}x")
     print(f"{'floor':>11} {floor:8.3f} {BATCH / floor:9.0f} {'':>9} {1:7.2f}x"
           "   (network alone, one batch in memory)")
     return 0
