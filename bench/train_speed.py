@@ -4,7 +4,8 @@ For each ``--field-views`` setting, runs the trainer's own loop (its loader with
 worker processes, bfloat16 where the CPU has it, one torch thread) and times steps 150-400 of
 64 inputs, as the trainer does when it plans a ``--minutes`` run.  The floor, measured in the
 same run, is the network alone: forward, backward and optimiser step on one batch kept in
-memory.  Prints seconds per step, the ratio to the floor, and inputs per second.
+memory (the same ``training.train_reader.train_step``).  Prints seconds per step, the ratio
+to the floor, and inputs per second.
 
     .venv/bin/python bench/train_speed.py [--views 1 2] [--workers 2] [--data-dir ../shared/data]
 
@@ -38,13 +39,6 @@ def new_model() -> tuple[ReaderNet, torch.optim.Optimizer]:
     return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
-def step(model: ReaderNet, opt: torch.optim.Optimizer, batch: dict, precision: str) -> None:
-    ctc, ce = tr.losses(model, batch, precision)
-    opt.zero_grad()
-    (ctc + ce).backward()
-    opt.step()
-
-
 def seconds_per_step(views: int, workers: int, data_dir: Path, precision: str) -> float:
     """Steps 150-400 of a fresh run with ``views`` inputs per synthesised field."""
     data = tr.SynthFields(data_dir, "train", 0, tr.STREAM_TRAIN, repeats=views,
@@ -55,7 +49,7 @@ def seconds_per_step(views: int, workers: int, data_dir: Path, precision: str) -
     for i in range(TIMED[1]):
         if i == TIMED[0]:
             start = time.perf_counter()
-        step(model, opt, next(batches), precision)
+        tr.train_step(model, opt, next(batches), precision)
     return (time.perf_counter() - start) / (TIMED[1] - TIMED[0])
 
 
@@ -65,12 +59,12 @@ def network_floor(data_dir: Path, precision: str, repeats: int = 5) -> float:
     batch = tr.collate([data[i] for i in range(BATCH)])
     model, opt = new_model()
     for _ in range(10):  # warm-up: oneDNN picks its kernels on the first calls
-        step(model, opt, batch, precision)
+        tr.train_step(model, opt, batch, precision)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(20):
-            step(model, opt, batch, precision)
+            tr.train_step(model, opt, batch, precision)
         times.append((time.perf_counter() - start) / 20)
     return statistics.median(times)
 

@@ -181,6 +181,18 @@ def losses(
     return ctc, nn.functional.cross_entropy(status_logits, batch["status"])
 
 
+def train_step(
+    model: nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Any], precision: str
+) -> tuple[float, float]:
+    """One optimiser step on ``batch``; returns its CTC and status losses."""
+    ctc, ce = losses(model, batch, precision)
+    opt.zero_grad()
+    (ctc + ce).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return ctc.item(), ce.item()
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int = 300) -> float:
     """Linear warm-up, then cosine decay to 2 % of the peak."""
     if step < warmup:
@@ -503,12 +515,8 @@ def fit(
             LOG.info("%.3f s/step: training for %d steps", per_step, total)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
-        ctc, ce = losses(model, next(batches), args.precision)
-        opt.zero_grad()
-        (ctc + ce).backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        running = [0.98 * running[0] + 0.02 * ctc.item(), 0.98 * running[1] + 0.02 * ce.item()]
+        ctc, ce = train_step(model, opt, next(batches), args.precision)
+        running = [0.98 * running[0] + 0.02 * ctc, 0.98 * running[1] + 0.02 * ce]
         step += 1
         minutes = progress.minutes + (time.monotonic() - start) / 60
         if step % 50 == 0:
