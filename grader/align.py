@@ -170,7 +170,7 @@ RIDGE_NEAR_MM = 0.35  # just past a sharp line's half width
 LINE_CAP = 0.6
 # Found box size vs printed, after the predicted correction.  A steep, bent sheet still
 # changes the local scale by up to ~9 % from what the neighbours predict.
-SIZE_TOLERANCE = 0.10
+SIZE_TOLERANCE = 0.18
 MAX_TURN_DEG = 7.0
 FAST_SHIFT_MM = 1.9  # a window this narrow (prediction within ~0.35 mm) skips the pair search
 NEIGHBOUR_WEIGHT = 0.5
@@ -182,6 +182,7 @@ AMBIGUOUS_SHARE = 0.85
 CORNER_GAP_MM = (0.7, 1.3)  # where a crossing side is checked for running on past a corner
 CORNER_CONTINUE_SHARE = 0.5
 CORNER_PRESENT_SHARE = 0.4
+CORNER_BEND_MM = 0.8  # how far a bent side may stray from its straight course at a corner
 NEIGHBOUR_RADIUS_MM = 120.0
 PREDICT_NEIGHBOURS = 12
 # A box is placed from its neighbours only where they predict it this well.  Calibrated on
@@ -435,7 +436,7 @@ def _peaks(lines: np.ndarray) -> np.ndarray:
 def _pair_search(
     maps: SideMaps, span: tuple[int, int], expected: tuple[float, float], window: Window,
     others: tuple[float, ...] = (), min_contrast: float = 0.0,
-    cross: CornerCheck | None = None,
+    cross: CornerCheck | None = None, excluded: tuple[LinePair, ...] = (),
 ) -> LinePair | None:
     """Find a box's two parallel horizontal sides in line-response maps (h, w) float32.
 
@@ -448,6 +449,8 @@ def _pair_search(
     ``expected``); they move and scale with the pair, and their response adds to the score.
     When a clearly different pair scores nearly as well, the two are settled by the corners
     (``cross``: the other orientation's maps and pair) or the layout, else None is returned.
+    Pairs the same as one in ``excluded`` (both lines within ``AMBIGUOUS_MM``) are not
+    considered: they were tried and did not make a box.
     """
     xa, xb = span
     if xb - xa < 4:
@@ -493,6 +496,8 @@ def _pair_search(
     gap_dev = np.abs(gaps / gap - 1.0) / tol
     score = score - PRIOR_WEIGHT * (slope_dev[:, None, None] + shift_dev[None, :, None]
                                     + gap_dev[None, None, :])
+    for pair in excluded:
+        inside &= ~_same_pair(rows, gaps, pair.first, pair.second)[None]
     score = np.where(inside, score, -1.0)
     t, r, g = np.unravel_index(int(np.argmax(score)), score.shape)
     if score[t, r, g] <= 0:
@@ -503,8 +508,12 @@ def _pair_search(
     if alt is None:
         # Even unrivalled, a pair must end where the crossing sides end: a long stroke in a
         # box with one faint side could otherwise stand in for that side.
+        # Then the next best pair is looked at: the real side may be just behind the stroke.
         if cross is not None and not _corners_ok(best, _NO_PAIR, cross):
-            return None
+            if len(excluded) >= MAX_EXCLUDED_PAIRS:
+                return None
+            return _pair_search(maps, span, expected, window, others, min_contrast, cross,
+                                (*excluded, best))
         return best
     t2, r2, g2 = alt
     rival = LinePair(float(rows[r2]), float(rows[r2] + gaps[g2]), float(slopes[t2]), centre,
@@ -550,34 +559,50 @@ def _corners_ok(pair: LinePair, other: LinePair, check: CornerCheck) -> bool:
     for pos, outward, clear in sides:
         if abs(pos - other.first) <= tol or abs(pos - other.second) <= tol:
             continue
-        inside = _along_response(ridge, lines, pos - outward * check.far,
-                                 pos - outward * check.near)
+        inside, strays = _along_response(ridge, lines, pos - outward * check.far,
+                                         pos - outward * check.near)
         # A corner: the crossing side is there just inside, and gone just beyond.
         if inside < CORNER_PRESENT_SHARE * lines.contrast:
             return False
         reach = min(check.far, clear - REFINE_PX_PER_MM * LINE_MM * 2)
         if reach - check.near >= 2:
-            beyond = _along_response(ridge, lines, pos + outward * check.near,
-                                     pos + outward * reach)
+            # A side running on past the corner runs on where it was just inside.
+            beyond, _ = _along_response(ridge, lines, pos + outward * check.near,
+                                        pos + outward * reach, strays)
             if beyond > CORNER_CONTINUE_SHARE * inside:
                 return False
     return True
 
 
-def _along_response(ridge: np.ndarray, lines: LinePair, a: float, b: float) -> float:
-    """Weaker of the two ``lines``' mean response between columns ``a`` and ``b``."""
+def _along_response(
+    ridge: np.ndarray, lines: LinePair, a: float, b: float,
+    strays: tuple[int, int] | None = None,
+) -> tuple[float, tuple[int, int]]:
+    """Weaker of the two ``lines``' mean response between columns ``a`` and ``b``, and the
+    offsets (rows) from their straight course at which each responds most.
+
+    Each line is known to about a pixel where it was fitted, but a bent side strays from its
+    straight course towards the corners: each is followed at the offset, within
+    ``CORNER_BEND_MM``, where the stretch responds most, or at the given ``strays``.
+    """
     lo, hi = sorted((round(a), round(b)))
     lo, hi = max(lo, 0), min(hi, ridge.shape[1] - 1)
     if hi <= lo:
-        return 0.0
+        return 0.0, (0, 0)
     cols = np.arange(lo, hi + 1)
-    means = []
+    bend = round(CORNER_BEND_MM * REFINE_PX_PER_MM)
+    means: list[float] = []
+    offsets: list[int] = []
     for which in (0, 1):
         rows = np.rint([lines.at(which, c) for c in cols]).astype(int)
-        # The best of three rows: the crossing line is known to about a pixel.
-        stack = [ridge[np.clip(rows + k, 0, ridge.shape[0] - 1), cols] for k in (-1, 0, 1)]
-        means.append(float(np.max(stack, axis=0).mean()))
-    return min(means)
+        tried = range(-bend, bend + 1) if strays is None else (strays[which],)
+        # The best of three rows around each offset tried.
+        scores = [float(np.max([ridge[np.clip(rows + k + d, 0, ridge.shape[0] - 1), cols]
+                                for d in (-1, 0, 1)], axis=0).mean()) for k in tried]
+        best = int(np.argmax(scores))
+        means.append(scores[best])
+        offsets.append(tried[best])
+    return min(means), (offsets[0], offsets[1])
 
 
 def _settle(
@@ -641,15 +666,20 @@ def _rival(
     neither may be trusted.  Different means either line moved by more than
     ``AMBIGUOUS_MM``.  Returns its (slope, row, gap) indices.
     """
-    tol = AMBIGUOUS_MM * REFINE_PX_PER_MM
-    first = rows[:, None]
-    second = rows[:, None] + gaps[None, :]
-    same = (np.abs(first - rows[r]) <= tol) & (np.abs(second - (rows[r] + gaps[g])) <= tol)
+    same = _same_pair(rows, gaps, rows[r], rows[r] + gaps[g])
     others = np.where(same[None, :, :], -1.0, score)
     if others.max() < AMBIGUOUS_SHARE * score.max():
         return None
     t2, r2, g2 = np.unravel_index(int(np.argmax(others)), others.shape)
     return int(t2), int(r2), int(g2)
+
+
+def _same_pair(rows: np.ndarray, gaps: np.ndarray, first: float, second: float) -> np.ndarray:
+    """(n_rows, n_gaps) bool: which pairs of the search have both lines within
+    ``AMBIGUOUS_MM`` of ``first`` and ``second``."""
+    tol = AMBIGUOUS_MM * REFINE_PX_PER_MM
+    ends = rows[:, None] + gaps[None, :]
+    return np.asarray((np.abs(rows[:, None] - first) <= tol) & (np.abs(ends - second) <= tol))
 
 
 def _peaks_subpixel(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -836,35 +866,86 @@ def fit_box(
         fast = _fit_sides(horizontal, vertical, guess, lines, (x0, y0, x1, y1), win)
         if fast is not None:
             return _found(box, h_page, to_photo, fast, 1.0)
-    maps = {"h": horizontal, "v": vertical}
-    expected = {"h": (y0, y1), "v": (x0, x1)}
-    others = _neighbour_lines(box, neighbours, margin)
-    inner = {"h": _inner(x0, x1, search), "v": _inner(y0, y1, search)}
-    order = ["h", "v"] if box.rect[2] >= box.rect[3] else ["v", "h"]
+    order = ("h", "v") if box.rect[2] >= box.rect[3] else ("v", "h")
     corner_near = max(round(CORNER_GAP_MM[0] * r), ridge_px)
-    corner_len = round((CORNER_GAP_MM[1] - CORNER_GAP_MM[0]) * r)
-    # The first pair is searched again over the extent the other pair found (its first search
-    # saw only the middle part), and with the other pair's sides to check its corners by.
-    order.append(order[0])
+    plan = PairPlan(
+        maps={"h": horizontal, "v": vertical}, expected={"h": (y0, y1), "v": (x0, x1)},
+        others=_neighbour_lines(box, neighbours, margin),
+        inner={"h": _inner(x0, x1, search), "v": _inner(y0, y1, search)},
+        order=order, corner_near=corner_near,
+        corner_far=corner_near + round((CORNER_GAP_MM[1] - CORNER_GAP_MM[0]) * r),
+        window=win, min_contrast=lines.min_contrast)
+    excluded: list[LinePair] = []
+    note = "border not found"
+    for _ in range(1 + PAIR_RETRIES):
+        pairs, blamed = _search_pairs(plan, tuple(excluded))
+        if pairs is not None:
+            hpair, vpair = pairs["h"], pairs["v"]
+            corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines,
+                                 (x0, y0, x1, y1), win)
+            if corners is not None:
+                return _found(box, h_page, to_photo, corners,
+                              min(hpair.contrast, vpair.contrast))
+            note = "a side of the border is missing or bent"
+            blamed = pairs[order[1]]
+        if blamed is None:
+            break
+        excluded.append(blamed)
+    return _placed(box, h_page, corr, note)
+
+
+# A box whose sides do not make a box is searched again without the second pair of sides
+# found, this many times: a handwritten stroke beside the real side can outscore it.
+PAIR_RETRIES = 2
+MAX_EXCLUDED_PAIRS = 3  # pairs set aside in one search, by retries or failed corners
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """What the search for a box's sides needs, per orientation ("h", "v"): line-response
+    maps, expected sides, neighbours' sides and the span surely inside the box (region px);
+    the order the pairs are searched in, the corner check's stretch (px), the window and the
+    page's minimum line contrast."""
+
+    maps: dict[str, SideMaps]
+    expected: dict[str, tuple[float, float]]
+    others: dict[str, tuple[float, ...]]
+    inner: dict[str, tuple[int, int]]
+    order: tuple[str, str]
+    corner_near: int
+    corner_far: int
+    window: Window
+    min_contrast: float
+
+
+def _search_pairs(
+    plan: PairPlan, excluded: tuple[LinePair, ...]
+) -> tuple[dict[str, LinePair] | None, LinePair | None]:
+    """Both pairs of a box's sides (see :func:`fit_box`), or None and the pair to blame.
+
+    The first pair is searched over the span surely inside the box, the other over the first
+    one's extent (never one of ``excluded``), then the first again over the other's extent
+    (its first search saw only the middle part), with the other's sides to check its corners
+    by.  When that last search fails, the other pair is blamed: its sides do not end where
+    the first pair's do.
+    """
+    first, second = plan.order
     pairs: dict[str, LinePair] = {}
-    for step, key in enumerate(order):
-        other = "v" if key == "h" else "h"
-        span = inner[key] if step == 0 else _extent(pairs[other])
+    for step, key in enumerate((first, second, first)):
+        other = second if key == first else first
+        span = plan.inner[key] if step == 0 else _extent(pairs[other])
         cross = None
         if other in pairs:
-            cross = CornerCheck(maps[other], pairs[other], corner_near, corner_near + corner_len,
-                                _clearance(expected[key], others[key]))
-        pair = _pair_search(maps[key], span, expected[key], win, others[key],
-                            lines.min_contrast, cross)
-        if pair is None or pair.contrast < lines.min_contrast:
-            return _placed(box, h_page, corr, "border not found")
+            cross = CornerCheck(plan.maps[other], pairs[other], plan.corner_near,
+                                plan.corner_far,
+                                _clearance(plan.expected[key], plan.others[key]))
+        pair = _pair_search(plan.maps[key], span, plan.expected[key], plan.window,
+                            plan.others[key], plan.min_contrast, cross,
+                            excluded if step == 1 else ())
+        if pair is None or pair.contrast < plan.min_contrast:
+            return None, pairs[second] if step == 2 else None
         pairs[key] = pair
-    hpair, vpair = pairs["h"], pairs["v"]
-    corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines,
-                         (x0, y0, x1, y1), win)
-    if corners is None:
-        return _placed(box, h_page, corr, "a side of the border is missing or bent")
-    return _found(box, h_page, to_photo, corners, min(hpair.contrast, vpair.contrast))
+    return pairs, None
 
 
 def _fit_sides(

@@ -716,3 +716,69 @@ def test_a_box_washed_out_by_glare_is_left_for_review_unless_too_many_are(printe
     three = lost + [dataclasses.replace(f) for f in fits[3:]]
     with pytest.raises(Overexposed):
         check_glare(mark_glare(dim, three, 200.0), three, max_unplaced=2, source="p.jpg")
+
+
+def flat_scene(printed) -> tuple[np.ndarray, np.ndarray, np.ndarray, BoxSpec, LineModel]:
+    """A flat page photo, its raster-to-photo map, page homography, middle box, line model."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 0.0)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert trace.fit is not None
+    page = key_page(index, 0)
+    box = page.fields[len(page.fields) // 2]
+    return image, m, trace.fit.h, box, LineModel.for_blur(result.quality.edge_mm)
+
+
+def found_width_mm(fit: BoxFit, m: np.ndarray) -> float:
+    """Mean width of the found border's top and bottom sides, in page mm."""
+    top, bottom = fit.corners_px[1] - fit.corners_px[0], fit.corners_px[2] - fit.corners_px[3]
+    return float(np.mean([np.linalg.norm(top), np.linalg.norm(bottom)])) / m[0, 0] / PPM
+
+
+def test_a_box_squeezed_by_a_curl_is_found_at_its_squeezed_size(printed) -> None:
+    """A sheet curling away from the camera shortens a box by up to a fifth along the curl:
+    its border is still found, at the size it has in the photo."""
+    image, m, h, box, lines = flat_scene(printed)
+    x0, y0, x1, y1 = box_span_px(m, box, 1.2)
+    patch = image[y0:y1, x0:x1].copy()
+    narrow = round(0.85 * (x1 - x0))
+    image[y0:y1, x0:x1] = 255
+    left = x0 + (x1 - x0 - narrow) // 2
+    image[y0:y1, left:left + narrow] = cv2.resize(patch, (narrow, y1 - y0),
+                                                  interpolation=cv2.INTER_AREA)
+    fit = fit_box(image, h, box, lines)
+    assert fit.found
+    assert found_width_mm(fit, m) == pytest.approx(0.85 * box.rect[2], abs=0.4)
+
+
+def test_a_dark_stroke_beside_a_faint_side_does_not_hide_the_side(printed) -> None:
+    """A handwritten stroke just inside a side that prints faintly (in shadow) scores better
+    than the side itself; the corners show it is not one, and the side is found."""
+    image, m, h, box, lines = flat_scene(printed)
+    x, y, w, bh = box.rect
+    right = round((x + w) * PPM * m[0, 0] + m[0, 2])
+    top, bottom = (round(v * PPM * m[1, 1] + m[1, 2]) for v in (y, y + bh))
+    side = image[top - 4:bottom + 5, right - 3:right + 4]
+    image[top - 4:bottom + 5, right - 3:right + 4] = 255 - (255 - side) // 2
+    stroke_x = right - round(3.0 * PPM)
+    cv2.line(image, (stroke_x, top + round(1.5 * PPM)), (stroke_x, bottom - round(1.5 * PPM)),
+             0, 3)
+    fit = fit_box(image, h, box, lines)
+    assert fit.found
+    assert found_width_mm(fit, m) == pytest.approx(w, abs=0.3)
+
+
+def test_a_box_bowed_by_a_curl_is_found(printed) -> None:
+    """On a curled sheet a long box's top and bottom sides bow: towards the corners they
+    stray from the straight course fitted to their middle, and the corners are still seen."""
+    image, m, h, box, lines = flat_scene(printed)
+    x0, y0, x1, y1 = box_span_px(m, box, 1.2)
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    ph, pw = patch.shape
+    xs, ys = np.meshgrid(np.arange(pw, dtype=np.float32), np.arange(ph, dtype=np.float32))
+    bow = 0.7 * PPM * ((xs - pw / 2) / (pw / 2)) ** 2  # 0.7 mm at the box's ends
+    image[y0:y1, x0:x1] = cv2.remap(patch, xs, ys - bow, cv2.INTER_LINEAR,
+                                    borderValue=255).astype(np.uint8)
+    fit = fit_box(image, h, box, lines)
+    assert fit.found
