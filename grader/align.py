@@ -520,8 +520,18 @@ def _pair_search(
                      float(weaker[t2, r2, g2]))
     if cross is not None:
         best_ok = _corners_ok(best, rival, cross)
-        if best_ok != _corners_ok(rival, best, cross):
-            return best if best_ok else rival
+        rival_ok = _corners_ok(rival, best, cross)
+        if best_ok != rival_ok:
+            chosen = best if best_ok else rival
+            # The side the two share was not looked at: the chosen pair must hold at all
+            # four corners (a neighbour's side shared by both would otherwise pass).
+            if _corners_ok(chosen, _NO_PAIR, cross):
+                return chosen
+            best_ok = rival_ok = False
+        if not best_ok and len(excluded) + 2 <= MAX_EXCLUDED_PAIRS:
+            # Neither ends where the crossing sides end: both take a stroke for a side.
+            return _pair_search(maps, span, expected, window, others, min_contrast, cross,
+                                (*excluded, best, rival))
     return _settle(best, rival, maps.first, span, min_contrast, (expected, others))
 
 
@@ -536,7 +546,8 @@ class CornerCheck:
     ``near``, ``far``: the stretch (px from the side) looked at on each side of a corner,
     beyond the blur of the side itself.  ``clear``: how far (px) beyond the first and the
     second side no other printed side is expected (digit boxes sit 1.5 mm apart); beyond a
-    side the stretch is cut short there.
+    side the stretch is cut short there.  ``min_contrast``: the page's least contrast of a
+    printed line.
     """
 
     maps: SideMaps
@@ -544,6 +555,7 @@ class CornerCheck:
     near: int
     far: int
     clear: tuple[float, float]
+    min_contrast: float = 0.0
 
 
 def _corners_ok(pair: LinePair, other: LinePair, check: CornerCheck) -> bool:
@@ -561,8 +573,10 @@ def _corners_ok(pair: LinePair, other: LinePair, check: CornerCheck) -> bool:
             continue
         inside, strays = _along_response(ridge, lines, pos - outward * check.far,
                                          pos - outward * check.near)
-        # A corner: the crossing side is there just inside, and gone just beyond.
-        if inside < CORNER_PRESENT_SHARE * lines.contrast:
+        # A corner: the crossing side is there just inside, and gone just beyond.  There
+        # means as strong as a printed line needs to be on this page, or a good share of
+        # the side's own contrast: a corner's junction weakens the response of a sharp line.
+        if inside < min(CORNER_PRESENT_SHARE * lines.contrast, check.min_contrast):
             return False
         reach = min(check.far, clear - REFINE_PX_PER_MM * LINE_MM * 2)
         if reach - check.near >= 2:
@@ -897,7 +911,7 @@ def fit_box(
 # A box whose sides do not make a box is searched again without the second pair of sides
 # found, this many times: a handwritten stroke beside the real side can outscore it.
 PAIR_RETRIES = 2
-MAX_EXCLUDED_PAIRS = 3  # pairs set aside in one search, by retries or failed corners
+MAX_EXCLUDED_PAIRS = 4  # pairs set aside in one search, by retries or failed corners
 
 
 @dataclass(frozen=True)
@@ -938,7 +952,8 @@ def _search_pairs(
         if other in pairs:
             cross = CornerCheck(plan.maps[other], pairs[other], plan.corner_near,
                                 plan.corner_far,
-                                _clearance(plan.expected[key], plan.others[key]))
+                                _clearance(plan.expected[key], plan.others[key]),
+                                plan.min_contrast)
         pair = _pair_search(plan.maps[key], span, plan.expected[key], plan.window,
                             plan.others[key], plan.min_contrast, cross,
                             excluded if step == 1 else ())
