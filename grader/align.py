@@ -1370,7 +1370,8 @@ def _nothing_where_predicted(f: BoxFit, guess: Correction, off: float, scene: Sc
     """True if no border of the box is found around the neighbours' placement.
 
     Searched as for any box (and again for a blurrier border), in a window around the
-    prediction that stops short of the border already found, so that it cannot be found again.
+    prediction that stops short of the border already found.  The sides' final refinement
+    may still reach that border and find it again; that is not a second border.
     """
     wide = Window.for_uncertainty(guess.uncertainty)
     shift = float(np.clip(off - FOLD_CLEAR_MM, 0.6, wide.shift_mm))
@@ -1378,9 +1379,19 @@ def _nothing_where_predicted(f: BoxFit, guess: Correction, off: float, scene: Sc
     blurred = LineModel.for_blur(scene.lines.edge_mm * LOCAL_BLUR_FACTOR)
     for lines in (scene.lines, blurred):
         other = fit_box(scene.gray, scene.h_page, f.box, lines, guess, scene.boxes, window)
-        if other.found:
+        if other.found and _moved_mm(other, f) > SECOND_BORDER_SHARE * off:
             return False
     return True
+
+
+# A second border is one found at least this share of the way from the first border to the
+# neighbours' placement; one nearer is the first border fitted again, a little pulled.
+SECOND_BORDER_SHARE = 0.5
+
+
+def _moved_mm(a: BoxFit, b: BoxFit) -> float:
+    """Mean distance (page mm) between the corners of two fits of one box."""
+    return float(np.linalg.norm(a.corner_shifts_mm - b.corner_shifts_mm, axis=1).mean())
 
 
 def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:

@@ -28,6 +28,7 @@ from grader.align import (
     Correction,
     LineModel,
     Scene,
+    Window,
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
@@ -453,9 +454,11 @@ def test_folded_blurred_sheet_is_aligned(printed) -> None:
 def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     """A border the neighbours disagree with is kept only if nothing is where they put it.
 
-    The box's printed content is moved 1.5 mm (as on the far side of a fold): the second
-    look around the neighbours' placement finds no border there.  Left in place, the border
-    is found there, and the moved one could be a wrong lock.
+    The box (border and all) is moved 1 mm down the page, as on the far side of a fold,
+    and its border found there.  Where the page still shows the box at its printed place,
+    the second look around the neighbours' placement finds that other border.  Where it
+    does not, the second look finds nothing else: at most the moved border again, pulled
+    a little towards the prediction, which is not a second border.
     """
     index, rasters, _ = printed
     image, m = place(rasters[0], 0.0)
@@ -464,14 +467,16 @@ def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     assert trace.fit is not None
     page = key_page(index, 0)
     box = page.fields[len(page.fields) // 2]
-    scene = Scene(image, trace.fit.h, LineModel.for_blur(result.quality.edge_mm),
-                  page.all_boxes)
+    lines = LineModel.for_blur(result.quality.edge_mm)
+    moved = moved_down(image, m, box, 1.0)
+    found = fit_box(moved, trace.fit.h, box, lines, window=Window.widest())
+    assert found.found
     guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 0.5)
-    found = next(f for f in result.box_fits if f.box.box_id == box.box_id)
-    assert not _nothing_where_predicted(found, guess, 1.5, scene)
-    moved = moved_down(image, m, box, 1.5)
-    scene = Scene(moved, trace.fit.h, scene.lines, page.all_boxes)
-    assert _nothing_where_predicted(found, guess, 1.5, scene)
+    both = np.minimum(image, moved)  # darker wins: the border at either place shows
+    assert not _nothing_where_predicted(found, guess, 1.0,
+                                        Scene(both, trace.fit.h, lines, page.all_boxes))
+    assert _nothing_where_predicted(found, guess, 1.0,
+                                    Scene(moved, trace.fit.h, lines, page.all_boxes))
 
 
 def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_even(
