@@ -168,8 +168,8 @@ SIDE_SEARCH_MM = 1.0  # per-segment search around the outline's best position
 LINE_MM = 0.4  # printed box line width
 RIDGE_NEAR_MM = 0.35  # just past a sharp line's half width
 LINE_CAP = 0.6
-# Found box size vs printed, after the predicted correction.  A steep, bent sheet still
-# changes the local scale by up to ~9 % from what the neighbours predict.
+# Found box size vs printed, after the predicted correction.  A steep, curled sheet still
+# changes the local scale from what the neighbours predict: by 16 % on development pages.
 SIZE_TOLERANCE = 0.18
 MAX_TURN_DEG = 7.0
 FAST_SHIFT_MM = 1.9  # a window this narrow (prediction within ~0.35 mm) skips the pair search
@@ -858,8 +858,9 @@ def fit_box(
     so the box appears nearly upright at its printed size wherever it is.  The longer pair of
     sides is searched first over the span surely inside the box, then the other pair over the
     found extent, then the first again over the other's extent; finally each side is refined
-    per segment.  Returns a BoxFit with ``found`` False (and the predicted placement) when
-    the border is not convincingly there.
+    per segment.  When the sides found do not make a box, the search is repeated without
+    the second pair found (``PAIR_RETRIES`` times).  Returns a BoxFit with ``found`` False
+    (and the predicted placement) when the border is not convincingly there.
     """
     corr = correction or Correction.none(np.array(box.centre), float("inf"))
     r = REFINE_PX_PER_MM
