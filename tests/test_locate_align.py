@@ -460,23 +460,15 @@ def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     does not, the second look finds nothing else: at most the moved border again, pulled
     a little towards the prediction, which is not a second border.
     """
-    index, rasters, _ = printed
-    image, m = place(rasters[0], 0.0)
-    trace = AlignTrace()
-    result = align_page(image, index, trace=trace)
-    assert trace.fit is not None
-    page = key_page(index, 0)
-    box = page.fields[len(page.fields) // 2]
-    lines = LineModel.for_blur(result.quality.edge_mm)
+    image, m, h, box, lines = flat_scene(printed)
+    boxes = key_page(printed[0], 0).all_boxes
     moved = moved_down(image, m, box, 1.0)
-    found = fit_box(moved, trace.fit.h, box, lines, window=Window.widest())
+    found = fit_box(moved, h, box, lines, window=Window.widest())
     assert found.found
     guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 0.5)
     both = np.minimum(image, moved)  # darker wins: the border at either place shows
-    assert not _nothing_where_predicted(found, guess, 1.0,
-                                        Scene(both, trace.fit.h, lines, page.all_boxes))
-    assert _nothing_where_predicted(found, guess, 1.0,
-                                    Scene(moved, trace.fit.h, lines, page.all_boxes))
+    assert not _nothing_where_predicted(found, guess, 1.0, Scene(both, h, lines, boxes))
+    assert _nothing_where_predicted(found, guess, 1.0, Scene(moved, h, lines, boxes))
 
 
 def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_even(
