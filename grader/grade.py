@@ -17,6 +17,7 @@ from grader.errors import PageError
 from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.pipeline import AlignedPage, AlignOptions, align_page
+from grader.read import Capture
 from grader.results import PageResult, StudentRef
 from grader.score import KeptReading, PageContext, ReadingLike, score_page
 
@@ -31,7 +32,9 @@ UNPLACED_REASON = "box could not be placed safely"
 
 
 class ReaderLike(Protocol):
-    def read_batch(self, crops: Sequence[np.ndarray]) -> Sequence[ReadingLike]: ...
+    def read_batch(
+        self, crops: Sequence[np.ndarray], capture: Capture | None = None
+    ) -> Sequence[ReadingLike]: ...
 
 
 @dataclass
@@ -83,7 +86,8 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
     named = crops_by_name(aligned)
     lost = unplaced_by_name(aligned)
     placed = {name: crop for name, crop in named.items() if name not in lost}
-    readings: list[ReadingLike] = (list(reader.read_batch(list(placed.values())))
+    # The page's measured sharpness and resolution choose the reader's review threshold.
+    readings: list[ReadingLike] = (list(reader.read_batch(list(placed.values()), aligned.quality))
                                    if placed else [])
     edge_mm = aligned.quality.edge_mm
     if edge_mm > READABLE_EDGE_MM:

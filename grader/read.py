@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -474,6 +474,48 @@ def packaged_key_match_threshold() -> float | None:
     return key_match_threshold_of(load_config(MODEL_DIR / "reader.json"))
 
 
+class Capture(Protocol):
+    """What the page pipeline measured of the photo a crop comes from (see
+    grader.quality.QualityMetrics)."""
+
+    @property
+    def px_per_mm(self) -> float: ...
+
+    @property
+    def edge_mm(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class SharpCapture:
+    """A threshold for crops of measurably sharp, well-resolved pages.
+
+    The model's own threshold is chosen on fields a fifth of which are poor captures, whose
+    wrong readings are confident; on a page at least ``min_px_per_mm`` at its boxes whose
+    marker edges rise within ``max_edge_mm``, ``threshold`` (chosen on validation pages that
+    pass the same gate, by bench/capture_threshold.py) accepts as few wrong readings.
+    """
+
+    min_px_per_mm: float
+    max_edge_mm: float
+    threshold: float
+
+    def holds_for(self, capture: Capture) -> bool:
+        return capture.px_per_mm >= self.min_px_per_mm and capture.edge_mm <= self.max_edge_mm
+
+
+def sharp_capture_of(config: dict[str, Any]) -> SharpCapture | None:
+    """The sharp-capture gate and threshold of ``reader.json``; None where never calibrated."""
+    gate = config["calibration"].get("sharp_capture")
+    if gate is None:
+        return None
+    try:
+        return SharpCapture(
+            float(gate["min_px_per_mm"]), float(gate["max_edge_mm"]), float(gate["threshold"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReaderModelError(f"reader config's sharp_capture is unusable: {exc}") from exc
+
+
 class Reader:
     """Loads the ONNX model and its config once and reads batches of field crops.
 
@@ -494,6 +536,8 @@ class Reader:
         self.ctc_temperature = float(calibration["ctc_temperature"])
         self.status_temperature = float(calibration["status_temperature"])
         self.threshold = float(threshold if threshold is not None else calibration["threshold"])
+        # A threshold the caller chose holds for every page; the model's own depends on the page.
+        self.sharp_capture = sharp_capture_of(self.config) if threshold is None else None
         self.key_match_threshold = key_match_threshold_of(self.config)
         self.mean = float(self.config["normalisation"]["mean"])
         self.std = float(self.config["normalisation"]["std"])
@@ -552,18 +596,27 @@ class Reader:
             status_parts.append(status)
         return np.concatenate(ctc_parts), np.concatenate(status_parts)
 
-    def read_batch(self, crops: Sequence[np.ndarray]) -> list[Reading]:
-        """Read field crops (each ``uint8`` ``(H, W)`` grayscale; see :func:`to_gray`)."""
+    def threshold_for(self, capture: Capture | None = None) -> float:
+        """The review threshold for crops of a page measured as ``capture`` (None: unknown)."""
+        gate = self.sharp_capture
+        if capture is not None and gate is not None and gate.holds_for(capture):
+            return gate.threshold
+        return self.threshold
+
+    def read_batch(
+        self, crops: Sequence[np.ndarray], capture: Capture | None = None
+    ) -> list[Reading]:
+        """Read field crops (each ``uint8`` ``(H, W)`` grayscale; see :func:`to_gray`), all
+        from one page measured as ``capture`` when given (see :meth:`threshold_for`)."""
         if len(crops) == 0:
             return []
         ctc, status = self.logits(crops, self.views)
-        return [self._decide(ctc[:, i], status[:, i]) for i in range(len(crops))]
-
-    def _decide(self, ctc: np.ndarray, status: np.ndarray) -> Reading:
-        return decide(
-            ctc, status, self.alphabet, self.ctc_temperature, self.status_temperature,
-            self.threshold,
-        )
+        threshold = self.threshold_for(capture)
+        return [
+            decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
+                   self.status_temperature, threshold)
+            for i in range(len(crops))
+        ]
 
     def read(self, crop: np.ndarray) -> Reading:
         """Read one field crop."""

@@ -31,9 +31,12 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs 
 class BlankReader:
     def __init__(self) -> None:
         self.crops_seen = 0
+        self.captures: list[Any] = []
 
-    def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
+    def read_batch(self, crops: Sequence[np.ndarray],
+                   capture: object = None) -> list[TeacherReading]:
         self.crops_seen += len(crops)
+        self.captures.append(capture)
         return [TeacherReading(None, "blank", 0.99) for _ in crops]
 
 
@@ -62,6 +65,9 @@ def test_a_batch_is_stored_and_every_output_written(class_photos, tmp_path: Path
     assert sum(summary.errors.values()) == 1
     assert summary.students == 2
     assert reader.crops_seen > 0
+    # Each page's measured sharpness and resolution go with its crops (they set the threshold).
+    assert len(reader.captures) == 4
+    assert all(c.px_per_mm > 2 and 0 < c.edge_mm < 0.85 for c in reader.captures)
     for name in ("results.json", "gradebook.csv", "fields.csv", "report.html"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
@@ -113,7 +119,8 @@ def test_missing_and_broken_inputs_are_reported_not_dropped(class_photos, tmp_pa
 
 
 class BrokenReader:
-    def read_batch(self, crops: Sequence[np.ndarray]) -> list[TeacherReading]:
+    def read_batch(self, crops: Sequence[np.ndarray],
+                   capture: object = None) -> list[TeacherReading]:
         raise RuntimeError("simulated fault")
 
 

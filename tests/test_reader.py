@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -351,6 +352,46 @@ def test_mismatched_config_is_a_clear_error(
     directory = copy_model(tmp_path)
     edit_config(directory, change)
     with pytest.raises(ReaderModelError, match=message):
+        rd.Reader(directory)
+
+
+@dataclass
+class PageQuality:
+    px_per_mm: float
+    edge_mm: float
+
+
+def with_sharp_gate(config: dict) -> None:
+    """Review everything by default, nothing on pages of 6 px/mm or more and 0.6 mm blur."""
+    config["calibration"]["threshold"] = 1.0
+    config["calibration"]["sharp_capture"] = {
+        "min_px_per_mm": 6.0, "max_edge_mm": 0.6, "threshold": 0.0}
+
+
+def test_a_sharp_well_resolved_page_is_held_to_its_own_threshold(tmp_path: Path) -> None:
+    directory = copy_model(tmp_path)
+    edit_config(directory, with_sharp_gate)
+    reader = rd.Reader(directory)
+    crop = np.full((160, 360), 235, np.uint8)
+    cv2.putText(crop, "42", (120, 120), 0, 3, 40, 8)
+    assert reader.threshold_for(PageQuality(8.0, 0.4)) == 0.0
+    for unsure in (None, PageQuality(5.9, 0.4), PageQuality(8.0, 0.61)):
+        assert reader.threshold_for(unsure) == 1.0
+        assert reader.read_batch([crop], unsure)[0].needs_review
+    assert not reader.read_batch([crop], PageQuality(8.0, 0.4))[0].needs_review
+
+
+def test_a_threshold_chosen_by_the_caller_holds_for_every_page(tmp_path: Path) -> None:
+    directory = copy_model(tmp_path)
+    edit_config(directory, with_sharp_gate)
+    chosen = rd.Reader(directory, threshold=0.5)
+    assert chosen.threshold_for(PageQuality(8.0, 0.4)) == chosen.threshold_for(None) == 0.5
+
+
+def test_an_unusable_sharp_gate_is_a_clear_error(tmp_path: Path) -> None:
+    directory = copy_model(tmp_path)
+    edit_config(directory, lambda c: c["calibration"].update(sharp_capture={"threshold": 0.9}))
+    with pytest.raises(ReaderModelError, match="sharp_capture"):
         rd.Reader(directory)
 
 
