@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +46,7 @@ from worksheets.spec import load_spec  # noqa: E402
 DEV_SEED = 7_200_000
 BANDS_MM = (0.0, 0.6, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0, 9.0)
 BANDS_PX_PER_MM = (0.0, 2.5, 3.0, 3.5, 4.5, 6.0, 99.0)
-Row = tuple[float, float, bool, bool]  # page blur mm, page px per mm, read exactly, accepted
+Row = tuple[float, float, bool, float]  # page blur mm, page px per mm, read exactly, confidence
 
 
 def fields_with_blur(
@@ -74,15 +75,22 @@ def fields_with_blur(
             for name, reading in zip(crops, readings, strict=True):
                 written = truth.written.get(boxes[name]) or None
                 rows.append((aligned.quality.edge_mm, aligned.quality.px_per_mm,
-                             reading.text == written, reading.confidence >= reader.threshold))
+                             reading.text == written, reading.confidence))
     return rows
 
 
-def print_bands(rows: list[Row]) -> None:
+class PageCapture(NamedTuple):
+    px_per_mm: float
+    edge_mm: float
+
+
+def print_bands(rows: list[Row], reader: Reader) -> None:
+    """Fields by page blur, then pages within grading's limit by resolution; a field counts as
+    accepted at its page's threshold (see Reader.threshold_for)."""
     blur = np.array([r[0] for r in rows])
     scale = np.array([r[1] for r in rows])
     right = np.array([r[2] for r in rows])
-    accepted = np.array([r[3] for r in rows])
+    accepted = np.array([r[3] >= reader.threshold_for(PageCapture(r[1], r[0])) for r in rows])
     print_table("page blur mm", blur, np.ones_like(right), right, accepted, BANDS_MM)
     print(f"(grading's limit now: {READABLE_EDGE_MM} mm)\n\npages within that limit:")
     print_table("page px/mm", scale, blur <= READABLE_EDGE_MM, right, accepted, BANDS_PX_PER_MM)
@@ -119,7 +127,7 @@ def main() -> int:
     for n, tier in enumerate(args.tiers.split(",")):
         print(f"simulating and reading {args.copies} copies, {tier} tier ...", flush=True)
         rows += fields_with_blur(reader, tier, args.copies, args.seed + n, glyphs)
-    print_bands(rows)
+    print_bands(rows, reader)
     return 0
 
 
