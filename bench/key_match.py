@@ -3,11 +3,12 @@ that is exactly the expected answer can still be credited without a look.
 
 Simulated classes (the ``phone`` tier, ``examples/linear-layer.yaml``, validation glyphs: MNIST
 training images held out from training, so the test split stays for reporting) are graded
-with every reading kept.  Each page is then scored again, as grading would, at each candidate
-threshold, and compared with the truth.  Prints, per threshold, the share of fields sent to
-review, how many doubted readings were credited as expected answers, how many of those
-verdicts were wrong and how many automatic verdicts were wrong in all; then the lowest
-threshold at which, for every share of wrong answers, the credited verdicts are wrong at
+with the reader's own thresholds (each page's, see ``grader.read.Reader.threshold_for``),
+every reading kept with its confidence.  Each page is then scored again, as grading would, at
+each candidate threshold, and compared with the truth.  Prints, per threshold, the share of
+fields sent to review, how many doubted readings were credited as expected answers, how many
+of those verdicts were wrong and how many automatic verdicts were wrong in all; then the
+lowest threshold at which, for every share of wrong answers, the credited verdicts are wrong at
 most 1 time in 500, as the readings the reader accepts on its own are.  Classes are
 simulated with the usual share of wrong answers and with a much larger one, since wrong
 answers are what a credited reading could hide.
@@ -17,12 +18,14 @@ answers are what a credited reading could hide.
 
 ``--write`` stores the chosen threshold in the model's ``reader.json``; retraining or
 recalibrating the reader drops it, and this script must then be run again.  Graded classes
-are kept in ``build/key-match/<model version>/`` so that a second run only scores.
+are kept in ``build/key-match/<model version>-<calibration digest>/`` so that a second run
+only scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -37,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.grade import make_class  # noqa: E402
 from grader.handwriting import MnistGlyphs, default_data_dir  # noqa: E402
-from grader.read import MODEL_DIR, Reader, load_config  # noqa: E402
+from grader.read import MODEL_DIR, Reader, load_config, sharp_capture_of  # noqa: E402
 from grader.score import READER_UNSURE, KeptReading, PageContext, score_page  # noqa: E402
 from grader.simulate_class import AnswerHabits  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
@@ -70,12 +73,11 @@ def simulate_and_grade(folder: Path, seed: int, wrong: float, glyphs: MnistGlyph
         key_json, truths, photos = make_class(work, STUDENTS, "phone", seed, glyphs,
                                               habits=AnswerHabits(wrong=wrong))
         graded = work / "graded"
-        request = GradeRequest(key_json, [photos], graded, jobs=available_cores(),
-                               review_threshold=0.0)
+        request = GradeRequest(key_json, [photos], graded, jobs=available_cores())
         if model_dir.resolve() == MODEL_DIR.resolve():
             grade_batch(request)
         else:  # worker processes load the packaged model; another one is read in this process
-            grade_batch(replace(request, jobs=1), reader=Reader(model_dir, threshold=0.0))
+            grade_batch(replace(request, jobs=1), reader=Reader(model_dir))
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(graded / "results.json", folder / "results.json")
         shutil.copy(key_json, folder / "key.json")
@@ -92,8 +94,8 @@ def graded_pages(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any],
             yield key, page, truths[(page["variant"], page["page_number"])]
 
 
-def readings_at(page: dict[str, Any], threshold: float) -> dict[str, KeptReading]:
-    """The page's readings as the reader would give them at its own ``threshold``."""
+def stored_readings(page: dict[str, Any]) -> dict[str, KeptReading]:
+    """The page's readings as the reader gave them, doubts included."""
     readings = {}
     for field in page["fields"]:
         # A page-level doubt (a blurred photo) kept its own reason; keep it again.
@@ -101,17 +103,16 @@ def readings_at(page: dict[str, Any], threshold: float) -> dict[str, KeptReading
         readings[field["id"]] = KeptReading(
             field["read"], field["reading_status"], field["confidence"],
             [(a["read"] or None, a["confidence"]) for a in field["alternatives"]],
-            field["reader_unsure"] or field["confidence"] < threshold,
-            field["reason"] if page_doubt else "")
+            field["reader_unsure"], field["reason"] if page_doubt else "")
     return readings
 
 
-def tally_class(folder: Path, threshold: float, key_match: float | None) -> Tally:
+def tally_class(folder: Path, key_match: float | None) -> Tally:
     tally = Tally()
     for key, page, truth in graded_pages(folder):
         crediting = {**key, "credit_expected_answers": True}
         context = PageContext.from_key(crediting, key["pages"][page["pdf_page"]], key_match)
-        for result in score_page(context, readings_at(page, threshold)):
+        for result in score_page(context, stored_readings(page)):
             tally.fields += 1
             if result.verdict == "review":
                 tally.review += 1
@@ -124,14 +125,22 @@ def tally_class(folder: Path, threshold: float, key_match: float | None) -> Tall
     return tally
 
 
-def class_folders(args: argparse.Namespace, model_version: str) -> list[tuple[float, Path]]:
+def calibration_name(config: dict[str, Any]) -> str:
+    """The cache folder of a model: its version and a digest of the thresholds it reads with
+    (the key-match threshold aside, which this script sets)."""
+    thresholds = {k: v for k, v in config["calibration"].items() if k != "key_match_threshold"}
+    digest = hashlib.sha256(json.dumps(thresholds, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config['model_version']}-{digest}"
+
+
+def class_folders(args: argparse.Namespace, model_name: str) -> list[tuple[float, Path]]:
     """Every class asked for, simulated and graded unless already in the cache."""
     glyphs = MnistGlyphs(args.data_dir or default_data_dir(), split="val")
     folders = []
     for rate_index, wrong in enumerate(args.wrong):
         for i in range(args.classes):
             seed = args.seed + 100 * rate_index + i  # the camera differs between rates too
-            folder = args.cache / model_version / f"phone-val-w{wrong}-{seed}"
+            folder = args.cache / model_name / f"phone-val-w{wrong}-{seed}"
             if not (folder / "results.json").is_file():
                 print(f"simulating and grading class {i + 1}/{args.classes} "
                       f"({wrong:.0%} wrong answers, seed {seed}) ...", flush=True)
@@ -140,11 +149,11 @@ def class_folders(args: argparse.Namespace, model_version: str) -> list[tuple[fl
     return folders
 
 
-def report(folders: Sequence[tuple[float, Path]], threshold: float) -> float | None:
+def report(folders: Sequence[tuple[float, Path]], thresholds: str) -> float | None:
     """Print the curve per share of wrong answers; return the lowest candidate within the
     target at every share (see :func:`within_target`), if any."""
     rates = sorted({wrong for wrong, _ in folders})
-    print(f"reader threshold {threshold:.4f}; {len(folders)} classes of {STUDENTS} students")
+    print(f"reader threshold {thresholds}; {len(folders)} classes of {STUDENTS} students")
     print(f"{'':>9}" + "".join(f"{f'--- {w:.0%} of answers wrong ---':>42}" for w in rates))
     print(f"{'key-match':>9}" + f"{'review':>8}{'credited':>10}{'wrong':>7}{'auto wrong':>17}"
           * len(rates))
@@ -152,7 +161,7 @@ def report(folders: Sequence[tuple[float, Path]], threshold: float) -> float | N
     for key_match in (None, *CANDIDATES):
         tallies = [Tally() for _ in rates]
         for rate, folder in folders:
-            tallies[rates.index(rate)].add(tally_class(folder, threshold, key_match))
+            tallies[rates.index(rate)].add(tally_class(folder, key_match))
         name = "off" if key_match is None else f"{key_match:.2f}"
         print(f"{name:>9}" + "".join(
             f"{100 * t.review / max(t.fields, 1):>7.1f}%{t.credited:>10}{t.credited_wrong:>7}"
@@ -160,6 +169,15 @@ def report(folders: Sequence[tuple[float, Path]], threshold: float) -> float | N
         if key_match is not None and chosen is None and all(map(within_target, tallies)):
             chosen = key_match
     return chosen
+
+
+def describe_thresholds(config: dict[str, Any]) -> str:
+    text = f"{float(config['calibration']['threshold']):.4f}"
+    sharp = sharp_capture_of(config)
+    if sharp is not None:
+        text += (f" ({sharp.threshold:.4f} on pages of at least {sharp.min_px_per_mm} px/mm "
+                 f"and at most {sharp.max_edge_mm} mm blur)")
+    return text
 
 
 def within_target(tally: Tally) -> bool:
@@ -184,8 +202,8 @@ def main() -> None:
     if not ((args.data_dir or default_data_dir()) / "mnist").is_dir():
         sys.exit("no MNIST data; pass --data-dir (the validation glyphs come from it)")
     config = load_config(args.model_dir / "reader.json")
-    folders = class_folders(args, str(config["model_version"]))
-    chosen = report(folders, float(config["calibration"]["threshold"]))
+    folders = class_folders(args, calibration_name(config))
+    chosen = report(folders, describe_thresholds(config))
     if chosen is None:
         print(f"no candidate keeps credited readings within 1 in {1 / TARGET_ERROR:.0f}; "
               "simulate more classes or keep the key match off")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.key_match import Tally, readings_at, within_target
+from bench.key_match import Tally, stored_readings, within_target
 
 
 def stored_field(field_id: str, confidence: float, unsure: bool = False,
@@ -14,14 +14,17 @@ def stored_field(field_id: str, confidence: float, unsure: bool = False,
             "reason": reason}
 
 
-def test_readings_are_doubted_below_the_readers_threshold_and_page_doubts_are_kept() -> None:
+def test_readings_keep_the_readers_doubts_and_page_doubts_keep_their_reason() -> None:
+    # Grading doubted "b" at its page's threshold; "e", as sure, was on a sharper page.
     page = {"fields": [
-        stored_field("a", 0.99), stored_field("b", 0.9),
+        stored_field("a", 0.99), stored_field("b", 0.97, True, "reader unsure (0.97)"),
         stored_field("c", 0.999, True, "photo too blurred to read safely"),
         stored_field("d", 0.999, True, "reader unsure (0.99)"),
+        stored_field("e", 0.97),
     ]}
-    readings = readings_at(page, 0.95)
+    readings = stored_readings(page)
     assert not readings["a"].needs_review and readings["b"].needs_review
+    assert not readings["e"].needs_review
     assert readings["c"].needs_review and readings["c"].review_reason.startswith("photo")
     assert readings["d"].needs_review and readings["d"].review_reason == ""
     assert readings["a"].alternatives == [(None, 0.01)]
