@@ -326,6 +326,10 @@ def test_packaged_model_is_small_and_documented() -> None:
     assert 0.0 < config["calibration"]["threshold"] < 1.0
     card = (rd.MODEL_DIR / "MODEL_CARD.md").read_text()
     assert "CC BY-SA 3.0" in card and "MIT" in card
+    sharp = rd.sharp_capture_of(config)
+    if sharp is not None:  # the card names the gate the packaged calibration holds
+        assert 0.0 < sharp.threshold < 1.0 and sharp.min_px_per_mm > 0.0
+        assert f"Sharp-capture threshold ({sharp.threshold:.3f})" in card
 
 
 def test_missing_model_files_are_a_clear_error(tmp_path: Path) -> None:

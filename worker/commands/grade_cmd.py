@@ -34,9 +34,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--database-url",
                         help="SQLAlchemy URL of the results store (default: SQLite in --out)")
     parser.add_argument("--review-threshold", type=confidence, default=None, metavar="P",
-                        help="send readings less sure than this (0-1) to review (default: the "
-                        "reader model's own, calibrated for at most 1 wrong reading in 500 "
-                        "accepted; see grader/models/MODEL_CARD.md for the trade-off)")
+                        help="send readings less sure than this (0-1) to review, on every page "
+                        "(default: the reader model's own, calibrated for at most 1 wrong "
+                        "reading in 500 accepted, lower on sharp, well-resolved pages; see "
+                        "grader/models/MODEL_CARD.md for the trade-off)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no line per page")
     parser.set_defaults(func=run)
 
