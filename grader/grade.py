@@ -75,6 +75,9 @@ def grade_page(
     # Stand-in readers without a calibrated key-match threshold never credit doubted readings.
     key_match_threshold = getattr(reader, "key_match_threshold", None)
     result = page_result(aligned, key, readings, source, sha256, roster, key_match_threshold)
+    threshold_for = getattr(reader, "threshold_for", None)
+    if threshold_for is not None:
+        result.review_threshold = float(threshold_for(aligned.quality))
     return GradedPage(result, crops_by_name(aligned), aligned.aligned_image)
 
 
@@ -136,6 +139,7 @@ def page_result(
     result = PageResult(
         source=source, status="graded", sha256=sha256, pdf_page=entry["pdf_page"],
         variant=entry["variant"], page_number=entry["page_number"], fields=fields,
+        px_per_mm=float(aligned.quality.px_per_mm), blur_mm=float(aligned.quality.edge_mm),
     )
     identify(result, key, readings, roster or roster_of(key))
     return result

@@ -54,7 +54,12 @@ class StudentRef:
 
 @dataclass
 class PageResult:
-    """One input page: graded (``status == "graded"``) or an error code with a message."""
+    """One input page: graded (``status == "graded"``) or an error code with a message.
+
+    A graded page also records its photo's resolution at the boxes (``px_per_mm``), its blur
+    (``blur_mm``, the 10-90 % rise of the markers' edges) and the confidence its readings
+    needed to be graded unseen (``review_threshold``; None from a stand-in reader).
+    """
 
     source: str
     status: str
@@ -70,6 +75,10 @@ class PageResult:
     fields: list[FieldResult] = field(default_factory=list)
     image_path: str | None = None
     duplicate_of: str | None = None
+    # What the photo was measured as, and the reader threshold that followed from it.
+    px_per_mm: float | None = None
+    blur_mm: float | None = None
+    review_threshold: float | None = None
 
     @property
     def graded(self) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from grader.read import packaged_key_match_threshold
+from grader.read import MODEL_DIR, load_config, packaged_key_match_threshold, sharp_capture_of
 from grader.results import StudentRef
 from grader.simulate_class import PageTruth, simulate_class
 from tests.store_fixtures import postgres_admin_url_or_skip, throwaway_database
@@ -85,6 +85,7 @@ def test_class_run_matches_ground_truth(scanned_class, database_url, tmp_path: P
             wrong += field["verdict"] != truth.verdicts[field["id"]]
     assert wrong == 0, "every verdict decided without review must match the truth"
     assert decided >= 0.8 * (decided + review)
+    held_to_each_pages_own_threshold(pages)
 
     with (out / "gradebook.csv").open(encoding="utf-8-sig") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
@@ -101,6 +102,23 @@ def test_class_run_matches_ground_truth(scanned_class, database_url, tmp_path: P
         if row["provisional"].lower() in ("", "no", "false", "0"):
             assert float(row["total"]) == pytest.approx(truth_total)
     assert (out / "report.html").is_file() and any((out / "students").glob("*.pdf"))
+
+
+def held_to_each_pages_own_threshold(pages: list[dict[str, Any]]) -> None:
+    """Each page records its measured capture and the threshold that followed from it, and
+    its readings were doubted exactly below that threshold."""
+    config = load_config(MODEL_DIR / "reader.json")
+    sharp = sharp_capture_of(config)
+    for page in pages:
+        capture = page["capture"]
+        assert capture["px_per_mm"] > 0 and capture["blur_mm"] > 0
+        is_sharp = sharp is not None and capture["px_per_mm"] >= sharp.min_px_per_mm and \
+            capture["blur_mm"] <= sharp.max_edge_mm
+        expected = sharp.threshold if is_sharp and sharp else config["calibration"]["threshold"]
+        assert capture["review_threshold"] == pytest.approx(expected)
+        for field in page["fields"]:
+            if field["read"] is not None and not field["reader_unsure"]:
+                assert field["confidence"] >= capture["review_threshold"]
 
 
 def reasons(out: Path) -> list[str]:

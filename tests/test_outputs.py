@@ -91,7 +91,7 @@ def class_results(tmp_path: Path) -> ClassResults:
             fld("q2.z1", "incorrect", "21", "12", 0.0, mistake="digit_swap"),
             fld("q2.z2", "correct", "42", "24", 2.0, expected_used="42", carried_forward=True,
                 mistake="carried", reason="from your z1 = 21"),
-        ]),
+        ], px_per_mm=7.5, blur_mm=0.42, review_threshold=0.96),
         page("jose_p1.jpg", JOSE, 1, [
             fld("q1.a", "correct", "5", "5", 2.0),
             fld("q1.b", "review", "7", "1", 0.0, reason="low confidence"),
@@ -163,6 +163,8 @@ def test_results_json_follows_the_contract(written):
     assert (graded["pdf_page"], graded["variant"], graded["page_number"]) == (1, 0, 2)
     assert graded["student"] == {"student_id": "240101", "name": "Amina Diallo"}
     assert graded["identity_source"] == "qr"
+    assert graded["capture"] == {"px_per_mm": 7.5, "blur_mm": 0.42, "review_threshold": 0.96}
+    assert "capture" not in by_source["blurry.jpg"]
     carried = graded["fields"][1]
     assert carried["id"] == "q2.z2" and carried["verdict"] == "correct"
     assert carried["carried_forward"] is True and carried["expected_used"] == "42"

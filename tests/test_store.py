@@ -122,6 +122,7 @@ def graded_page(variant: int, sha: str, *, a: str | None = "3", a_confidence: fl
         source=source or f"photos/{sha[:6]}.jpg", status="graded", sha256=sha, pdf_page=variant,
         variant=variant, page_number=1, student=ROSTER[variant], identity_source="qr",
         fields=fields, image_path=f"annotated/{sha[:6]}.png",
+        px_per_mm=7.25, blur_mm=0.412, review_threshold=0.96,
     )
 
 

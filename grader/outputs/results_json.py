@@ -74,6 +74,11 @@ def page_record(page: PageResult) -> dict[str, Any]:
             "identity_review": page.identity_review,
             "student_number_read": page.student_number_read,
             "image_path": page.image_path,
+            "capture": {
+                "px_per_mm": page.px_per_mm,
+                "blur_mm": page.blur_mm,
+                "review_threshold": page.review_threshold,
+            },
             "fields": [field_record(f) for f in page.fields],
         }
     )

@@ -25,6 +25,9 @@ def page_row(page: PageResult) -> Page:
         identity_review=page.identity_review,
         student_number_read=page.student_number_read,
         image_path=page.image_path,
+        px_per_mm=page.px_per_mm,
+        blur_mm=page.blur_mm,
+        review_threshold=page.review_threshold,
     )
     row.fields = [field_row(f, ordinal) for ordinal, f in enumerate(page.fields)]
     return row
@@ -103,6 +106,9 @@ def page_result(row: Page, duplicate_source: str | None = None) -> PageResult:
         fields=[field_result(f) for f in row.fields],
         image_path=row.image_path,
         duplicate_of=duplicate_source,
+        px_per_mm=row.px_per_mm,
+        blur_mm=row.blur_mm,
+        review_threshold=row.review_threshold,
     )
 
 
