@@ -2,8 +2,10 @@
 
 Each line is ``path<TAB>value<TAB>confidence<TAB>alternatives``: the value is the number as
 written, or ``blank``, ``smudge`` or ``crossed-out`` when there is no answer, followed by
-``review`` when the confidence is below the model's threshold.  An image that cannot be read
-gets an ``error`` line with the reason, and the other images are still read.
+``review`` when the confidence is below the model's threshold.  A crop alone says nothing of
+the photo it came from, so it is held to the model's default threshold, never to the lower one
+grading uses for pages measured sharp and well resolved.  An image that cannot be read gets an
+``error`` line with the reason, and the other images are still read.
 """
 
 from __future__ import annotations
