@@ -95,7 +95,8 @@ def class_results(tmp_path: Path) -> ClassResults:
         page("jose_p1.jpg", JOSE, 1, [
             fld("q1.a", "correct", "5", "5", 2.0),
             fld("q1.b", "review", "7", "1", 0.0, reason="low confidence"),
-        ], variant=1, image_path=str(tmp_path / "missing.png")),
+        ], variant=1, image_path=str(tmp_path / "missing.png"), px_per_mm=4.24, blur_mm=0.713,
+            review_threshold=0.9857),
         page("jose_p2.jpg", JOSE, 2, [
             fld("q2.z1", "correct", "9", "9", 1.0),
             fld("q2.z2", "blank", None, "18", 0.0),
@@ -336,6 +337,9 @@ def test_report_is_self_contained_and_has_the_numbers(written):
     assert "-4 ×1" in html and "too_blurred" in html and "blurred: hold the phone" in html
     assert "Fields waiting for review</th><td>1<" in html
     assert "Li, Wei" in html and "nobody.jpg" in html
+    # The page with a field in review, and how its photo measured.
+    assert re.search(r"jose_p1\.jpg</td><td>[^<]+</td><td>1</td><td>4\.2 px/mm</td>"
+                     r"<td>0\.71 mm</td><td>0\.986</td>", html)
     assert html.count("<svg") == 1 + 2 * 2 + 2 * 4  # histogram + bars per exercise and field
 
 

@@ -190,6 +190,26 @@ def summary_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
     return f'<section id="summary"><h2>Summary</h2>{table}</section>'
 
 
+def _measured(value: float | None, unit: str, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def photo_rows(results: ClassResults) -> list[list[str]]:
+    """Graded pages with fields in review, most first, with how their photo measured."""
+    counted = [(p, sum(f.verdict == "review" for f in p.fields)) for p in results.graded_pages()]
+    in_review = sorted((pc for pc in counted if pc[1]), key=lambda pc: -pc[1])
+    return [[escape(p.source), escape(p.student.name if p.student else "unidentified"), str(n),
+             _measured(p.px_per_mm, "px/mm", 1), _measured(p.blur_mm, "mm", 2),
+             "" if p.review_threshold is None else f"{p.review_threshold:.3f}"]
+            for p, n in in_review]
+
+
+PHOTO_CAPTION = ("Pages with fields in review, and how their photo measured (resolution at the "
+                 "boxes; blur: how far printed edges spread). A distant or blurred photo is "
+                 "held to a stricter reading threshold, so a sharper, closer photo of such a "
+                 "page may clear its reviews")
+
+
 def problems_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
     error_counts = Counter(page_status(p) for p in results.pages
                            if not p.graded or p.duplicate_of is not None)
@@ -214,6 +234,8 @@ def problems_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
         + _table("Pages not graded", ["Source", "Status", "Message"], error_rows)
         + _table("Fields waiting for review",
                  ["Student", "Page", "Field", "Read", "Confidence", "Reason"], review_rows)
+        + _table(PHOTO_CAPTION, ["Source", "Student", "In review", "Resolution", "Blur",
+                                 "Threshold"], photo_rows(results))
         + _table("Roster students without pages", ["Student ID", "Name"], missing_rows)
         + _table("Pages with no identified student", ["Group", "Sources"], unidentified_rows)
         + "</section>"
