@@ -57,7 +57,7 @@ def collect(job: tuple[str, int, int, Path, Path]) -> tuple[str, list[Row]]:
 
 def load_rows(args: argparse.Namespace, model_version: str) -> dict[str, np.ndarray]:
     """Every field's (tier, blur, px/mm, exact, confidence), simulated now or from the cache."""
-    cache = args.cache / f"{model_version}-{args.copies}x{args.seeds}-{args.tiers}.npz"
+    cache = args.cache / f"{model_version}-{args.seed}-{args.copies}x{args.seeds}-{args.tiers}.npz"
     if cache.is_file():
         print(f"fields from {cache}")
         with np.load(cache) as stored:
