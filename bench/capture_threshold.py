@@ -16,7 +16,7 @@ the fields that pass are wrong at most 1 time in 500 once accepted, with the sha
 then sent to review.  ``--write P E`` stores that gate and its threshold in the model's
 ``reader.json`` (``calibration.sharp_capture``).
 
-    .venv/bin/python bench/capture_threshold.py [--copies 40] [--seeds 3]
+    .venv/bin/python bench/capture_threshold.py [--copies 40] [--seeds 5] [--seed 7400000 ...]
                                                 [--tiers scan,phone,hard] [--write 6 0.6]
 """
 
@@ -56,14 +56,21 @@ def collect(job: tuple[str, int, int, Path, Path]) -> tuple[str, list[Row]]:
 
 
 def load_rows(args: argparse.Namespace, model_version: str) -> dict[str, np.ndarray]:
-    """Every field's (tier, blur, px/mm, exact, confidence), simulated now or from the cache."""
-    cache = args.cache / f"{model_version}-{args.seed}-{args.copies}x{args.seeds}-{args.tiers}.npz"
+    """Every field of every sample in ``--seed``, pooled."""
+    samples = [load_sample(args, model_version, seed) for seed in args.seed]
+    return {k: np.concatenate([s[k] for s in samples]) for k in samples[0]}
+
+
+def load_sample(args: argparse.Namespace, model_version: str, base: int) -> dict[str, np.ndarray]:
+    """Every field's (tier, blur, px/mm, exact, confidence) of the classes from seed ``base``,
+    simulated now or from the cache."""
+    cache = args.cache / f"{model_version}-{base}-{args.copies}x{args.seeds}-{args.tiers}.npz"
     if cache.is_file():
         print(f"fields from {cache}")
         with np.load(cache) as stored:
             return {k: stored[k] for k in stored.files}
     tiers = args.tiers.split(",")
-    jobs = [(tier, args.copies, args.seed + 100 * t + s, args.data_dir, args.model_dir)
+    jobs = [(tier, args.copies, base + 100 * t + s, args.data_dir, args.model_dir)
             for s in range(args.seeds) for t, tier in enumerate(tiers)]
     names, rows = [], []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -134,6 +141,7 @@ def write_gate(table: dict[str, np.ndarray], args: argparse.Namespace) -> None:
         "accepted_errors": int((~exact[conf >= threshold]).sum()),
         "split": "val",
         "tiers": args.tiers,
+        "seeds": args.seed,
     }
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     print(f"wrote sharp-capture threshold {threshold:.4f} for pages of at least {min_px} px/mm "
@@ -144,7 +152,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40, help="numbered copies per class")
     parser.add_argument("--seeds", type=int, default=3, help="classes per tier")
-    parser.add_argument("--seed", type=int, default=DEV_SEED)
+    parser.add_argument("--seed", type=int, nargs="+", default=[DEV_SEED],
+                        help="first seed of each sample of classes; samples are pooled")
     parser.add_argument("--tiers", default="scan,phone,hard")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=hw.default_data_dir())
