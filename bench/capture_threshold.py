@@ -27,6 +27,7 @@ import itertools
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,47 +106,71 @@ def lowest_safe_threshold(confidence: np.ndarray, exact: np.ndarray, target: flo
     return float(confidence[order][usable.max()]) if usable.size else 1.0
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The fields that pass one gate and the threshold their 1 in 500 allows."""
+
+    fields: int
+    threshold: float
+    review_share: float
+    accepted_errors: int
+    default_review_share: float
+    default_accepted_errors: int
+
+
+def gate(table: dict[str, np.ndarray], min_px: float, max_edge: float,
+         default_threshold: float) -> tuple[np.ndarray, Gate]:
+    """Which fields pass the gate (page at least ``min_px`` px/mm, blur at most ``max_edge``
+    mm), and its figures."""
+    inside = (table["px_per_mm"] >= min_px) & (table["blur_mm"] <= max_edge)
+    conf, exact = table["confidence"][inside], table["exact"][inside]
+    threshold = lowest_safe_threshold(conf, exact, TARGET_ERROR)
+    return inside, Gate(
+        fields=int(inside.sum()),
+        threshold=threshold,
+        review_share=float((conf < threshold).mean()),
+        accepted_errors=int((~exact[conf >= threshold]).sum()),
+        default_review_share=float((conf < default_threshold).mean()),
+        default_accepted_errors=int((~exact[conf >= default_threshold]).sum()),
+    )
+
+
 def print_gates(table: dict[str, np.ndarray], default_threshold: float) -> None:
     tiers = sorted(set(table["tier"].tolist()))
     print(f"{'px/mm >=':>8} {'blur <=':>7} {'fields':>7} "
           + " ".join(f"{t:>6}" for t in tiers)
           + f" {'threshold':>9} {'reviewed':>9} {'wrong':>6}  at default: reviewed, wrong")
     for min_px, max_edge in itertools.product(MIN_PX_PER_MM, MAX_EDGE_MM):
-        inside = (table["px_per_mm"] >= min_px) & (table["blur_mm"] <= max_edge)
-        conf, exact = table["confidence"][inside], table["exact"][inside]
+        inside, g = gate(table, min_px, max_edge, default_threshold)
         by_tier = " ".join(f"{int((inside & (table['tier'] == t)).sum()):6d}" for t in tiers)
-        if inside.sum() < MIN_FIELDS:
-            print(f"{min_px:8.1f} {max_edge:7.2f} {int(inside.sum()):7d} {by_tier}  too few")
+        if g.fields < MIN_FIELDS:
+            print(f"{min_px:8.1f} {max_edge:7.2f} {g.fields:7d} {by_tier}  too few")
             continue
-        threshold = lowest_safe_threshold(conf, exact, TARGET_ERROR)
-        print(f"{min_px:8.1f} {max_edge:7.2f} {int(inside.sum()):7d} {by_tier} "
-              f"{threshold:9.4f} {100 * (conf < threshold).mean():8.1f}% "
-              f"{int((~exact[conf >= threshold]).sum()):6d}  "
-              f"{100 * (conf < default_threshold).mean():.1f}%, "
-              f"{int((~exact[conf >= default_threshold]).sum())}")
+        print(f"{min_px:8.1f} {max_edge:7.2f} {g.fields:7d} {by_tier} "
+              f"{g.threshold:9.4f} {100 * g.review_share:8.1f}% {g.accepted_errors:6d}  "
+              f"{100 * g.default_review_share:.1f}%, {g.default_accepted_errors}")
 
 
-def write_gate(table: dict[str, np.ndarray], args: argparse.Namespace) -> None:
+def write_gate(table: dict[str, np.ndarray], args: argparse.Namespace,
+               default_threshold: float) -> None:
     min_px, max_edge = args.write
-    inside = (table["px_per_mm"] >= min_px) & (table["blur_mm"] <= max_edge)
-    conf, exact = table["confidence"][inside], table["exact"][inside]
-    threshold = lowest_safe_threshold(conf, exact, TARGET_ERROR)
+    _, g = gate(table, min_px, max_edge, default_threshold)
     path = args.model_dir / "reader.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config["calibration"]["sharp_capture"] = {
         "min_px_per_mm": min_px,
         "max_edge_mm": max_edge,
-        "threshold": threshold,
-        "fields": int(inside.sum()),
-        "review_share": float((conf < threshold).mean()),
-        "accepted_errors": int((~exact[conf >= threshold]).sum()),
+        "threshold": g.threshold,
+        "fields": g.fields,
+        "review_share": g.review_share,
+        "accepted_errors": g.accepted_errors,
         "split": "val",
         "tiers": args.tiers,
         "seeds": args.seed,
     }
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote sharp-capture threshold {threshold:.4f} for pages of at least {min_px} px/mm "
-          f"and at most {max_edge} mm blur into {path}")
+    print(f"wrote sharp-capture threshold {g.threshold:.4f} for pages of at least {min_px} "
+          f"px/mm and at most {max_edge} mm blur into {path}")
 
 
 def main() -> int:
@@ -166,9 +191,10 @@ def main() -> int:
         return 2
     config = load_config(args.model_dir / "reader.json")
     table = load_rows(args, str(config["model_version"]))
-    print_gates(table, float(config["calibration"]["threshold"]))
+    default_threshold = float(config["calibration"]["threshold"])
+    print_gates(table, default_threshold)
     if args.write:
-        write_gate(table, args)
+        write_gate(table, args, default_threshold)
     return 0
 
 
