@@ -177,6 +177,58 @@ def _detect_at(gray: np.ndarray, long_side: int, thorough: bool = False) -> list
     return hits
 
 
+# A marker the whole-photo search missed is looked for again around where the page's first
+# fit puts it, this far (mm) in every direction: on a curled sheet the fit of the other
+# markers puts an edge marker up to 25 mm from where it is.
+MISSING_MARKER_REACH_MM = 28.0
+# The region is sampled upright at this scale: a 10 mm marker becomes 60 px and square-ish
+# whatever the photo's tilt and resolution, which is what the detector reads best.
+MISSING_MARKER_PX_PER_MM = 6.0
+# A marker found there must look like the page's marker in that upright view: its sides this
+# many times its printed size (a curled edge foreshortens it) and its top side turned at most
+# this much.  A stray pattern decoded as the expected id (one bit may be corrected) would be
+# any size and turned any way.
+MISSING_MARKER_SIZE = (0.5, 1.8)
+MISSING_MARKER_TURN_DEG = 30.0
+
+
+def search_missing_markers(
+    gray: np.ndarray, h_mm_to_px: np.ndarray, layout: dict[int, Rect], hits: list[MarkerHit]
+) -> list[MarkerHit]:
+    """The markers of ``layout`` absent from ``hits``, each searched for near its predicted
+    place (``h_mm_to_px``, the fit of the markers found); only the expected id is accepted.
+
+    Small, steep or shadowed markers (a page far away, an edge bent away from the camera)
+    escape the whole-photo search, whose thresholds suit the typical marker; a small upright
+    region around one marker gives the detector a marker of its preferred size.
+    """
+    present = {hit.marker_id for hit in hits}
+    extra: list[MarkerHit] = []
+    for marker_id, rect in layout.items():
+        if marker_id in present:
+            continue
+        region, to_photo = warp_region(gray, h_mm_to_px, rect, MISSING_MARKER_REACH_MM,
+                                       MISSING_MARKER_PX_PER_MM)
+        for found_id, quad in _raw_markers(region, thorough=True):
+            if found_id != marker_id or not _upright_marker(quad, rect[2]):
+                continue
+            full = cv2.perspectiveTransform(quad.reshape(-1, 1, 2).astype(np.float64),
+                                            to_photo).reshape(4, 2).astype(np.float32)
+            coarse = MarkerHit(marker_id, full)
+            extra.append(MarkerHit(marker_id, refine_corners(gray, full, coarse.side_px)))
+    return extra
+
+
+def _upright_marker(quad: np.ndarray, side_mm: float) -> bool:
+    """Whether a (4, 2) quad found in an upright region looks like the printed marker."""
+    sides = np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1) / MISSING_MARKER_PX_PER_MM
+    lo, hi = MISSING_MARKER_SIZE
+    if sides.min() < lo * side_mm or sides.max() > hi * side_mm:
+        return False
+    top = quad[1] - quad[0]
+    return bool(abs(np.degrees(np.arctan2(top[1], top[0]))) <= MISSING_MARKER_TURN_DEG)
+
+
 # --- warping a page region ----------------------------------------------------------------
 
 

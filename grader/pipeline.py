@@ -49,7 +49,13 @@ from grader.align import (
 from grader.errors import MarkersMissing, Overexposed, QrUnreadable, UnknownWorksheet
 from grader.extract import extract_crop, review_view
 from grader.keyindex import KeyIndex, KeyPage
-from grader.locate import MarkerHit, detect_markers, read_qr, to_gray
+from grader.locate import (
+    MarkerHit,
+    detect_markers,
+    read_qr,
+    search_missing_markers,
+    to_gray,
+)
 from worksheets.marks import QR_PREFIX, PageIdentity, parse_payload
 
 # A box whose border vanished in a blown-out highlight: paper this bright around it.
@@ -144,7 +150,7 @@ def align_page(
     t = tr.lap("gray", t)
     tr.markers = detect_markers(gray)
     t = tr.lap("markers", t)
-    fit = locate_page(gray, tr.markers, geometry.markers, source)
+    fit = locate_page(gray, tr.markers, geometry.markers, source, tr)
     tr.fit = fit
     metrics = quality.measure(gray, fit, geometry.markers, [_page_centre(geometry.size_mm)])
     quality.check(metrics, source)
@@ -153,7 +159,7 @@ def align_page(
     key_page = lookup_page(key_index, identity, source)
     tr.key_page = key_page
     if key_page.markers != geometry.markers:  # a key mixing paper sizes: refit on this page's
-        fit = locate_page(gray, tr.markers, key_page.markers, source)
+        fit = locate_page(gray, tr.markers, key_page.markers, source, tr)
         tr.fit = fit
     t = tr.lap("qr", t)
     check_inside(gray, fit, key_page, source)
@@ -193,13 +199,24 @@ def _page_centre(size_mm: tuple[float, float]) -> tuple[float, float]:
 
 
 def locate_page(
-    gray: np.ndarray, hits: list[MarkerHit], layout: dict[int, quality.Rect], source: str
+    gray: np.ndarray, hits: list[MarkerHit], layout: dict[int, quality.Rect], source: str,
+    trace: AlignTrace,
 ) -> PageFit:
-    """The global homography, or the error explaining why the page cannot be located."""
+    """The global homography, or the error explaining why the page cannot be located.
+
+    Markers missing from ``hits`` are searched for again around where the first fit puts
+    them, and the page is fitted again with those found (added to ``trace.markers``): on a
+    curled sheet every marker anchors the boxes near it.
+    """
     fit = fit_page(hits, layout)
     if fit is None or quality.one_edge_only(set(fit.markers)):
         raise quality.diagnose_unlocated(gray, hits, source)
-    return fit
+    extra = search_missing_markers(gray, fit.h, layout, hits)
+    if not extra:
+        return fit
+    trace.markers = hits + extra
+    refit = fit_page(trace.markers, layout)
+    return fit if refit is None else refit
 
 
 def read_identity(

@@ -33,6 +33,7 @@ from grader.align import (
     _from_row,
     _nothing_where_predicted,
     fit_box,
+    fit_page,
     found_distance_mm,
     review_margin_mm,
     untrusted,
@@ -56,7 +57,13 @@ from grader.extract import (
 )
 from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, read_all
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
-from grader.locate import region_size
+from grader.locate import (
+    MarkerHit,
+    _upright_marker,
+    detect_markers,
+    region_size,
+    search_missing_markers,
+)
 from grader.pipeline import (
     GLARE_NOTE,
     AlignedPage,
@@ -210,6 +217,67 @@ def test_one_missing_or_covered_marker_still_aligns(printed, hide: str) -> None:
     trace = AlignTrace()
     result = align_page(image, index, trace=trace)
     assert 4 not in result.markers_used
+    assert max(crop_centre_errors_mm(result, m)) < 0.5
+
+
+def shifted(h: np.ndarray, dx_mm: float, dy_mm: float) -> np.ndarray:
+    """``h`` (page mm -> photo px) predicting every point ``(dx_mm, dy_mm)`` off."""
+    return h @ np.array([[1.0, 0.0, -dx_mm], [0.0, 1.0, -dy_mm], [0.0, 0.0, 1.0]])
+
+
+def test_a_missed_marker_is_found_again_far_from_its_predicted_place(printed) -> None:
+    """A curled edge puts a marker up to 25 mm from where the other markers' fit predicts
+    it; the second search finds it there, at the corners the whole-photo search gives."""
+    index, rasters, _ = printed
+    gray, _ = place(rasters[0], 8.0)
+    hits = detect_markers(gray)
+    seen = next(h for h in hits if h.marker_id == 4)
+    others = [h for h in hits if h.marker_id != 4]
+    fit = fit_page(others, index.geometry.markers)
+    assert fit is not None
+    extra = search_missing_markers(gray, shifted(fit.h, 14.0, -17.0), index.geometry.markers,
+                                   others)
+    assert [h.marker_id for h in extra] == [4]
+    assert np.abs(extra[0].corners - seen.corners).max() < 1.0
+
+
+def test_the_second_marker_search_takes_only_the_expected_marker_within_reach(printed) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 8.0)
+    hits = detect_markers(image)
+    others = [h for h in hits if h.marker_id != 4]
+    fit = fit_page(others, index.geometry.markers)
+    assert fit is not None
+    assert search_missing_markers(image, shifted(fit.h, 40.0, 0.0), index.geometry.markers,
+                                  others) == []
+    # The layout puts 4 where 5 is: a marker is found there, but not the one expected.
+    layout = dict(index.geometry.markers)
+    layout[4] = layout[5]
+    assert search_missing_markers(image, fit.h, layout, others) == []
+
+
+@pytest.mark.parametrize(("quad", "upright"), [
+    ([[0, 0], [60, 0], [60, 60], [0, 60]], True),
+    ([[0, 0], [60, 8], [55, 40], [-4, 34]], True),  # foreshortened by a curl, turned a little
+    ([[60, 0], [60, 60], [0, 60], [0, 0]], False),  # turned a quarter: not the page's marker
+    ([[0, 0], [20, 0], [20, 20], [0, 20]], False),  # a third of the printed size
+    ([[0, 0], [150, 0], [150, 150], [0, 150]], False),
+])
+def test_a_marker_found_again_must_look_like_the_printed_one(quad, upright: bool) -> None:
+    assert _upright_marker(np.array(quad, np.float64), 10.0) is upright
+
+
+def test_a_page_uses_the_marker_the_whole_photo_search_missed(printed, monkeypatch) -> None:
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 8.0)
+
+    def missing_four(gray: np.ndarray) -> list[MarkerHit]:
+        return [h for h in detect_markers(gray) if h.marker_id != 4]
+
+    monkeypatch.setattr("grader.pipeline.detect_markers", missing_four)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert 4 in result.markers_used
     assert max(crop_centre_errors_mm(result, m)) < 0.5
 
 
