@@ -180,15 +180,7 @@ PEAK_CENTROID_MM = 0.6
 AMBIGUOUS_MM = 1.5
 AMBIGUOUS_SHARE = 0.85
 CORNER_GAP_MM = (0.7, 1.3)  # where a crossing side is checked for running on past a corner
-# A crossing side runs on past a corner when its response there is at least this share of
-# its response just inside.  On 150 hard-tier development pages the shares measured fall in
-# two groups: below 0.5 (4 258 of 4 302: corners) and 0.8-1.6 (38: a side running on past a
-# stroke or a neighbour's side), with 6 between.  Motion blur along a side smears its end
-# past the corner: a digit box's side measured 0.56 there, refused at 0.5, which lost
-# student-number digits and boxes in shadow on blurred pages; at 0.65, 3 more of 420
-# development pages aligned and 2 more of 400 were usable, and no placed crop moved beyond
-# 0.9 mm.
-CORNER_CONTINUE_SHARE = 0.65
+CORNER_CONTINUE_SHARE = 0.5
 CORNER_PRESENT_SHARE = 0.4
 CORNER_BEND_MM = 0.8  # how far a bent side may stray from its straight course at a corner
 NEIGHBOUR_RADIUS_MM = 120.0

@@ -25,14 +25,10 @@ from grader.align import (
     AlignmentUncertain,
     Anchors,
     BoxFit,
-    CornerCheck,
     Correction,
     LineModel,
-    LinePair,
     Scene,
-    SideMaps,
     Window,
-    _corners_ok,
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
@@ -840,33 +836,6 @@ def test_a_dark_stroke_beside_a_faint_side_does_not_hide_the_side(printed) -> No
     fit = fit_box(image, h, box, lines)
     assert fit.found
     assert found_width_mm(fit, m) == pytest.approx(w, abs=0.3)
-
-
-def crossing_sides_ending(beyond_share: float) -> bool:
-    """Whether a pair of vertical sides at columns 40 and 120 passes the corner test when
-    the horizontal sides crossing them (rows 30 and 130) respond at full strength between
-    them and at ``beyond_share`` of it for 16 px beyond them (where ``CornerCheck`` looks,
-    8-13 px out), and not at all further out."""
-    ridge = np.zeros((160, 160), np.float32)
-    for row in (30, 130):
-        ridge[row, 40:121] = 0.3
-        ridge[row, 24:40] = ridge[row, 121:137] = 0.3 * beyond_share
-    maps = SideMaps(ridge, ridge, ridge)
-    crossing = LinePair(30.0, 130.0, 0.0, 80.0, 0.3)
-    check = CornerCheck(maps, crossing, near=8, far=13, clear=(np.inf, np.inf),
-                        min_contrast=0.1)
-    shares_nothing = LinePair(-1e9, -1e9, 0.0, 0.0, 0.0)
-    return _corners_ok(LinePair(40.0, 120.0, 0.0, 80.0, 0.3), shares_nothing, check)
-
-
-@pytest.mark.parametrize(("beyond_share", "corner"), [
-    (0.0, True),
-    (0.58, True),  # a side's end smeared past the corner by motion blur along it
-    (0.9, False),  # a side running on past a stroke taken for the box's side
-    (1.0, False),
-])
-def test_a_corner_is_where_the_crossing_sides_fade(beyond_share: float, corner: bool) -> None:
-    assert crossing_sides_ending(beyond_share) is corner
 
 
 def test_a_box_bowed_by_a_curl_is_found(printed) -> None:
