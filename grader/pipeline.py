@@ -148,19 +148,21 @@ def align_page(
     gray = to_gray(image)
     tr.gray_shape = (gray.shape[0], gray.shape[1])
     t = tr.lap("gray", t)
-    tr.markers = detect_markers(gray)
+    detected = tr.markers = detect_markers(gray)
     t = tr.lap("markers", t)
-    fit = locate_page(gray, tr.markers, geometry.markers, source, tr)
-    tr.fit = fit
+    fit = tr.fit = locate_page(gray, detected, geometry.markers, source)
+    # Measured on the markers the whole-photo search found, as the gates were calibrated:
+    # those found again are the small, blurred and shadowed ones.
     metrics = quality.measure(gray, fit, geometry.markers, [_page_centre(geometry.size_mm)])
     quality.check(metrics, source)
     t = tr.lap("quality", t)
+    fit = tr.fit = with_missing_markers(gray, fit, geometry.markers, detected, tr)
     identity, tr.qr_text = read_identity(gray, fit, geometry.qr_rect, key_index, source)
     key_page = lookup_page(key_index, identity, source)
     tr.key_page = key_page
     if key_page.markers != geometry.markers:  # a key mixing paper sizes: refit on this page's
-        fit = locate_page(gray, tr.markers, key_page.markers, source, tr)
-        tr.fit = fit
+        fit = locate_page(gray, detected, key_page.markers, source)
+        fit = tr.fit = with_missing_markers(gray, fit, key_page.markers, detected, tr)
     t = tr.lap("qr", t)
     check_inside(gray, fit, key_page, source)
     lines = LineModel.for_blur(metrics.edge_mm)
@@ -199,22 +201,26 @@ def _page_centre(size_mm: tuple[float, float]) -> tuple[float, float]:
 
 
 def locate_page(
-    gray: np.ndarray, hits: list[MarkerHit], layout: dict[int, quality.Rect], source: str,
-    trace: AlignTrace,
+    gray: np.ndarray, hits: list[MarkerHit], layout: dict[int, quality.Rect], source: str
 ) -> PageFit:
-    """The global homography, or the error explaining why the page cannot be located.
-
-    Markers missing from ``hits`` are searched for again around where the first fit puts
-    them, and the page is fitted again with those found (added to ``trace.markers``): on a
-    curled sheet every marker anchors the boxes near it.
-    """
+    """The global homography, or the error explaining why the page cannot be located."""
     fit = fit_page(hits, layout)
     if fit is None or quality.one_edge_only(set(fit.markers)):
         raise quality.diagnose_unlocated(gray, hits, source)
+    return fit
+
+
+def with_missing_markers(
+    gray: np.ndarray, fit: PageFit, layout: dict[int, quality.Rect], hits: list[MarkerHit],
+    trace: AlignTrace,
+) -> PageFit:
+    """``fit`` again with the markers missing from ``hits`` that a search around where it
+    puts them finds (``trace.markers`` becomes ``hits`` and those): on a curled sheet every
+    marker anchors the boxes near it."""
     extra = search_missing_markers(gray, fit.h, layout, hits)
+    trace.markers = hits + extra
     if not extra:
         return fit
-    trace.markers = hits + extra
     refit = fit_page(trace.markers, layout)
     return fit if refit is None else refit
 
