@@ -1177,7 +1177,11 @@ def refine_boxes(
         for f in ordered:
             f.trusted = f.found
         return _measure_found_distance(ordered)  # too little found to judge or place the rest
-    _demote_outliers(ordered, anchors, Scene(gray, fit.h, lines, boxes))
+    scene = Scene(gray, fit.h, lines, boxes)
+    _demote_outliers(ordered, anchors, scene)
+    for i, f in enumerate(ordered):
+        if not f.found and f.trusted:
+            ordered[i] = _search_where_row_puts(i, ordered, scene)
     for i, f in enumerate(ordered):
         if not f.found:
             anchors = anchors.without(i)
@@ -1427,10 +1431,8 @@ def _row_between(
     """The found boxes of box ``i``'s row nearest on its left and right, and how far along
     from the left one to the right one it lies (0..1); None unless both are within
     ``max_span`` mm of each other.  A row: boxes of the same top and height."""
-    _, y, _, h = fits[i].box.rect
     cx = fits[i].box.centre[0]
-    row = [j for j, g in enumerate(fits) if j != i and g.found
-           and abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
+    row = _row(i, fits)
     left = [j for j in row if fits[j].box.centre[0] < cx]
     right = [j for j in row if fits[j].box.centre[0] > cx]
     if not left or not right:
@@ -1441,6 +1443,70 @@ def _row_between(
     if xb - xa > max_span:
         return None
     return a, b, (cx - xa) / (xb - xa)
+
+
+def _row_beyond(
+    i: int, fits: list[BoxFit], max_span: float
+) -> tuple[int, int, float] | None:
+    """For box ``i`` at an end of its row's found boxes: the two found boxes nearest to it
+    (``a`` the nearer) and where it lies on the line from ``a`` to ``b`` (negative: beyond
+    ``a``); None unless all three lie within ``max_span`` mm."""
+    cx = fits[i].box.centre[0]
+    row = _row(i, fits)
+    left = [j for j in row if fits[j].box.centre[0] < cx]
+    right = [j for j in row if fits[j].box.centre[0] > cx]
+    if left and right:
+        return None
+    side = sorted(left or right, key=lambda j: abs(fits[j].box.centre[0] - cx))
+    if len(side) < 2:
+        return None
+    a, b = side[0], side[1]
+    xa, xb = fits[a].box.centre[0], fits[b].box.centre[0]
+    if abs(xb - cx) > max_span:
+        return None
+    return a, b, (cx - xa) / (xb - xa)
+
+
+# A lost box in a row of equal boxes is searched for again where its row's found boxes put
+# it (between its neighbours, or beyond the two nearest at an end of the row), in a window
+# this certain (mm): narrow enough that a neighbour's side 1.5 mm away stays outside it.
+# Calibrated on development pages (hard tier, seeds 7 100 000 + 0-819), every found digit
+# taken as lost in turn: found again 275 of 283 between neighbours (p99 0.52 mm off, worst
+# 0.86 mm, a digit found 0.78 mm off at first too) and 128 of 145 at an end of the row (p99
+# 0.47, worst 0.51); of 12 digits really lost there, 7 were found, none more than 0.61 mm off.
+ROW_SEARCH_MM = 0.3
+
+
+def _search_where_row_puts(i: int, fits: list[BoxFit], scene: Scene) -> BoxFit:
+    """Box ``i`` (lost) found by its border where its row puts it, or returned unchanged."""
+    f = fits[i]
+    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
+    if placement is None:
+        return f
+    a, b, t = placement
+    shifts = (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm
+    again = fit_box(scene.gray, scene.h_page, f.box, scene.lines,
+                    _correction_from_corners(f.box, shifts), scene.boxes,
+                    Window.for_uncertainty(ROW_SEARCH_MM))
+    if not again.found:
+        return f
+    again.note = "found where its row puts it"
+    return again
+
+
+def _correction_from_corners(box: BoxSpec, shifts: np.ndarray) -> Correction:
+    """The affine correction (least squares) moving ``box``'s corners by ``shifts`` (4, 2)."""
+    centre = np.array(box.centre)
+    design = np.column_stack([np.ones(4), box_corners_mm(box.rect) - centre])
+    sol, *_ = np.linalg.lstsq(design, shifts, rcond=None)
+    return Correction(centre, sol[0], sol[1:].T, ROW_SEARCH_MM)
+
+
+def _row(i: int, fits: list[BoxFit]) -> list[int]:
+    """The found boxes of box ``i``'s row: boxes of the same top and height, ``i`` excluded."""
+    _, y, _, h = fits[i].box.rect
+    return [j for j, g in enumerate(fits) if j != i and g.found
+            and abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
 
 
 def _from_row(i: int, fits: list[BoxFit], h_page: np.ndarray) -> BoxFit:

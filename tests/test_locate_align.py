@@ -32,6 +32,7 @@ from grader.align import (
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
+    _search_where_row_puts,
     fit_box,
     fit_page,
     found_distance_mm,
@@ -573,6 +574,36 @@ def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_eve
         moved = fits[bent].shift_mm + np.array([0.0, 1.5])
         fits[bent] = dataclasses.replace(fits[bent], shift_mm=moved)
         assert _from_row(lost, fits, result.homography).trusted is not refused
+
+
+@pytest.mark.parametrize("which", ["middle", "end"])
+def test_a_lost_digit_is_found_again_where_its_row_puts_it(printed, which: str) -> None:
+    """A digit whose border the page-wide search missed is searched again in a narrow window
+    where its row's found digits put it (between them, or beyond the two nearest at an end of
+    the row), and found by its own border; not where its border is gone."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 4.0)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert trace.fit is not None
+    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    lost = digits[len(digits) // 2] if which == "middle" else digits[-1]
+    fits = list(result.box_fits)
+    fits[lost] = dataclasses.replace(fits[lost], found=False, note="border not found")
+    lines = LineModel.for_blur(result.quality.edge_mm)
+    boxes = tuple(f.box for f in fits)
+    scene = Scene(image, trace.fit.h, lines, boxes)
+    again = _search_where_row_puts(lost, fits, scene)
+    assert again.found and again.note == "found where its row puts it"
+    fits[lost] = again
+    result.box_fits[:] = fits
+    assert crop_centre_errors_mm(result, m)[lost] < 0.3
+    x0, y0, x1, y1 = box_span_px(m, fits[lost].box, 1.0)
+    blank = image.copy()
+    blank[y0:y1, x0:x1] = 255
+    fits[lost] = dataclasses.replace(fits[lost], found=False, note="border not found")
+    gone = _search_where_row_puts(lost, fits, Scene(blank, trace.fit.h, lines, boxes))
+    assert not gone.found
 
 
 def test_align_command_names_an_unplaced_box(printed, tmp_path: Path, capsys) -> None:
