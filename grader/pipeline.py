@@ -206,7 +206,7 @@ def locate_page(
     """The global homography, or the error explaining why the page cannot be located."""
     fit = fit_page(hits, layout)
     if fit is None or quality.one_edge_only(set(fit.markers)):
-        raise quality.diagnose_unlocated(gray, hits, source)
+        raise quality.diagnose_unlocated(gray, hits, source, layout)
     return fit
 
 

@@ -199,8 +199,15 @@ def one_edge_only(found_ids: set[int]) -> bool:
     return any(found_ids <= set(ids) for ids in _EDGES.values())
 
 
-def diagnose_unlocated(gray: np.ndarray, hits: list[MarkerHit], source: str) -> PageError:
-    """The most likely reason no page could be located, as an error to raise."""
+def diagnose_unlocated(
+    gray: np.ndarray, hits: list[MarkerHit], source: str,
+    layout: dict[int, Rect] | None = None,
+) -> PageError:
+    """The most likely reason no page could be located, as an error to raise.
+
+    With the page's marker ``layout``, markers that the ones found put inside the photo are
+    said to be unreadable there, not cut off (see :func:`missing_in_view`).
+    """
     h, w = gray.shape
     # The sheet can at best fill the frame; if even then it has too few pixels, say so.
     best_px_per_mm = max(h, w) / PAGE_LONG_MM
@@ -230,7 +237,45 @@ def diagnose_unlocated(gray: np.ndarray, hits: list[MarkerHit], source: str) -> 
             f"{source}: the photo is too blurred to find the sheet's markers; hold the phone "
             "still, let it focus on the sheet, and take it again"
         )
-    return MarkersMissing(f"{source}: {missing_markers_advice({h.marker_id for h in hits})}")
+    found = {hit.marker_id for hit in hits}
+    if layout is not None and missing_in_view(hits, layout, (h, w)):
+        return MarkersMissing(
+            f"{source}: only {len(found)} of 8 markers could be read, though the whole sheet "
+            "seems to be in the picture; they may be covered or in shadow, or too small, "
+            "blurred or grainy to read: photograph the sheet closer, uncovered, in even light, "
+            "holding the phone still"
+        )
+    return MarkersMissing(f"{source}: {missing_markers_advice(found)}")
+
+
+# A missing marker counts as in view when the found markers put it at least this far (as a
+# share of the photo's shorter side) inside the photo: from two markers the place of the
+# others is only known to a few millimetres.
+IN_VIEW_MARGIN = 0.03
+
+
+def missing_in_view(
+    hits: list[MarkerHit], layout: dict[int, Rect], shape: tuple[int, int]
+) -> bool:
+    """Whether every marker missing from ``hits`` lies inside the photo of ``shape`` (H, W),
+    by a homography fitted to the corners of those found (at least two, not all on one edge
+    of the page: a hinge cannot say where the far side is)."""
+    found = {hit.marker_id: hit for hit in hits if hit.marker_id in layout}
+    missing = [i for i in layout if i not in found]
+    if len(found) < 2 or one_edge_only(set(found)) or not missing:
+        return False
+    src = np.concatenate([marker_corners_mm(layout[i]) for i in found])
+    dst = np.concatenate([hit.corners.astype(np.float64) for hit in found.values()])
+    h_page, _ = cv2.findHomography(src, dst, 0)
+    if h_page is None:
+        return False
+    centres = np.array([[layout[i][0] + layout[i][2] / 2, layout[i][1] + layout[i][3] / 2]
+                        for i in missing], np.float64)
+    at = cv2.perspectiveTransform(centres.reshape(-1, 1, 2), h_page).reshape(-1, 2)
+    margin = IN_VIEW_MARGIN * min(shape)
+    height, width = shape
+    return bool(np.all((at[:, 0] > margin) & (at[:, 0] < width - margin)
+                       & (at[:, 1] > margin) & (at[:, 1] < height - margin)))
 
 
 def _looks_blurred(small: np.ndarray, px_per_mm_guess: float) -> bool:

@@ -301,6 +301,21 @@ def test_cut_off_edge_names_the_edge(printed) -> None:
     assert info.value.message.startswith("cut.jpg:")
 
 
+def test_unreadable_markers_of_a_sheet_in_view_are_not_called_cut_off(printed) -> None:
+    """Markers the two found put inside the photo are in view: the advice is to take the
+    photo closer and steadier, not to bring an edge into the picture."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 8.0)
+    for marker_id in (0, 2, 4, 5, 6, 7):  # keep top middle and right middle
+        x0, y0, x1, y1 = marker_rect_px(index, marker_id, m)
+        image[y0:y1, x0:x1] = 235
+    with pytest.raises(MarkersMissing) as info:
+        align_page(image, index, AlignOptions(source="far.jpg"))
+    assert "only 2 of 8 markers could be read" in info.value.message
+    assert "seems to be in the picture" in info.value.message
+    assert "cut off" not in info.value.message
+
+
 def test_markers_on_one_edge_only_are_not_enough(printed) -> None:
     index, rasters, _ = printed
     image, _ = place(rasters[0], 0.0)
