@@ -93,7 +93,7 @@ def fit_page(hits: list[MarkerHit], layout: dict[int, Rect]) -> PageFit | None:
         return None
     used = _unique_markers(hits, layout)
     while len(used) >= 3:
-        h = _lsq_homography(used, layout)
+        h = marker_homography(used, layout)
         if h is None or not _orientation_preserving(h, layout):
             return None
         residuals = {i: _marker_residual_mm(h, hit, layout[i]) for i, hit in used.items()}
@@ -125,7 +125,8 @@ def _unique_markers(hits: list[MarkerHit], layout: dict[int, Rect]) -> dict[int,
             for i, v in by_id.items()}
 
 
-def _lsq_homography(used: dict[int, MarkerHit], layout: dict[int, Rect]) -> np.ndarray | None:
+def marker_homography(used: dict[int, MarkerHit], layout: dict[int, Rect]) -> np.ndarray | None:
+    """The least-squares homography (page mm -> photo px) through the corners of ``used``."""
     src = np.concatenate([marker_corners_mm(layout[i]) for i in used])
     dst = np.concatenate([hit.corners.astype(np.float64) for hit in used.values()])
     # Plain least squares spreads a bend's disagreement over all markers.
@@ -1431,12 +1432,10 @@ def _row_between(
     """The found boxes of box ``i``'s row nearest on its left and right, and how far along
     from the left one to the right one it lies (0..1); None unless both are within
     ``max_span`` mm of each other.  A row: boxes of the same top and height."""
-    cx = fits[i].box.centre[0]
-    row = _row(i, fits)
-    left = [j for j in row if fits[j].box.centre[0] < cx]
-    right = [j for j in row if fits[j].box.centre[0] > cx]
+    left, right = _row_sides(i, fits)
     if not left or not right:
         return None
+    cx = fits[i].box.centre[0]
     a = max(left, key=lambda j: fits[j].box.centre[0])
     b = min(right, key=lambda j: fits[j].box.centre[0])
     xa, xb = fits[a].box.centre[0], fits[b].box.centre[0]
@@ -1451,12 +1450,10 @@ def _row_beyond(
     """For box ``i`` at an end of its row's found boxes: the two found boxes nearest to it
     (``a`` the nearer) and where it lies on the line from ``a`` to ``b`` (negative: beyond
     ``a``); None unless all three lie within ``max_span`` mm."""
-    cx = fits[i].box.centre[0]
-    row = _row(i, fits)
-    left = [j for j in row if fits[j].box.centre[0] < cx]
-    right = [j for j in row if fits[j].box.centre[0] > cx]
+    left, right = _row_sides(i, fits)
     if left and right:
         return None
+    cx = fits[i].box.centre[0]
     side = sorted(left or right, key=lambda j: abs(fits[j].box.centre[0] - cx))
     if len(side) < 2:
         return None
@@ -1502,11 +1499,15 @@ def _correction_from_corners(box: BoxSpec, shifts: np.ndarray) -> Correction:
     return Correction(centre, sol[0], sol[1:].T, ROW_SEARCH_MM)
 
 
-def _row(i: int, fits: list[BoxFit]) -> list[int]:
-    """The found boxes of box ``i``'s row: boxes of the same top and height, ``i`` excluded."""
+def _row_sides(i: int, fits: list[BoxFit]) -> tuple[list[int], list[int]]:
+    """The found boxes of box ``i``'s row (boxes of the same top and height) on its left and
+    on its right."""
     _, y, _, h = fits[i].box.rect
-    return [j for j, g in enumerate(fits) if j != i and g.found
-            and abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
+    cx = fits[i].box.centre[0]
+    row = [j for j, g in enumerate(fits) if j != i and g.found
+           and abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
+    return ([j for j in row if fits[j].box.centre[0] < cx],
+            [j for j in row if fits[j].box.centre[0] > cx])
 
 
 def _from_row(i: int, fits: list[BoxFit], h_page: np.ndarray) -> BoxFit:

@@ -171,10 +171,14 @@ def _detect_at(gray: np.ndarray, long_side: int, thorough: bool = False) -> list
         small = cv2.addWeighted(small, 2.5, blurred, -1.5, 0)
     hits: list[MarkerHit] = []
     for marker_id, quad in _raw_markers(small, thorough):
-        full = (quad * a + b).astype(np.float32)
-        coarse = MarkerHit(marker_id, full)
-        hits.append(MarkerHit(marker_id, refine_corners(gray, full, coarse.side_px)))
+        hits.append(_refined_hit(gray, marker_id, (quad * a + b).astype(np.float32)))
     return hits
+
+
+def _refined_hit(gray: np.ndarray, marker_id: int, corners: np.ndarray) -> MarkerHit:
+    """A hit at coarse full-image ``corners`` (4, 2), refined on ``gray``."""
+    coarse = MarkerHit(marker_id, corners)
+    return MarkerHit(marker_id, refine_corners(gray, corners, coarse.side_px))
 
 
 # A marker the whole-photo search missed is looked for again around where the page's first
@@ -214,8 +218,7 @@ def search_missing_markers(
                 continue
             full = cv2.perspectiveTransform(quad.reshape(-1, 1, 2).astype(np.float64),
                                             to_photo).reshape(4, 2).astype(np.float32)
-            coarse = MarkerHit(marker_id, full)
-            extra.append(MarkerHit(marker_id, refine_corners(gray, full, coarse.side_px)))
+            extra.append(_refined_hit(gray, marker_id, full))
     return extra
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from grader.align import PageFit, local_scale, marker_corners_mm
+from grader.align import PageFit, local_scale, marker_corners_mm, marker_homography, project
 from grader.errors import LowResolution, MarkersMissing, Overexposed, PageError, TooBlurred, TooDark
 from grader.keyindex import Rect
 from grader.locate import MarkerHit, working_copy
@@ -264,14 +264,10 @@ def missing_in_view(
     missing = [i for i in layout if i not in found]
     if len(found) < 2 or one_edge_only(set(found)) or not missing:
         return False
-    src = np.concatenate([marker_corners_mm(layout[i]) for i in found])
-    dst = np.concatenate([hit.corners.astype(np.float64) for hit in found.values()])
-    h_page, _ = cv2.findHomography(src, dst, 0)
+    h_page = marker_homography(found, layout)
     if h_page is None:
         return False
-    centres = np.array([[layout[i][0] + layout[i][2] / 2, layout[i][1] + layout[i][3] / 2]
-                        for i in missing], np.float64)
-    at = cv2.perspectiveTransform(centres.reshape(-1, 1, 2), h_page).reshape(-1, 2)
+    at = project(h_page, np.array([marker_corners_mm(layout[i]).mean(axis=0) for i in missing]))
     margin = IN_VIEW_MARGIN * min(shape)
     height, width = shape
     return bool(np.all((at[:, 0] > margin) & (at[:, 0] < width - margin)
