@@ -239,6 +239,15 @@ class LineModel:
         return cls(ridge_mm=float(ridge), min_contrast=float(np.clip(0.3 * expected, 0.05, 0.18)),
                    max_residual_mm=float(residual), edge_mm=float(max(edge_mm, 0.0)))
 
+    @property
+    def spread_mm(self) -> float:
+        """How far (mm) a blurred line's response spreads each side of the line.
+
+        A shaken camera splits that response into two peaks up to about a millimetre apart,
+        one each side of the printed line (see :func:`_fit_sides`).
+        """
+        return float(np.clip(self.ridge_mm, PEAK_CENTROID_MM, SIDE_SEARCH_MM))
+
 
 @dataclass
 class BoxFit:
@@ -697,18 +706,20 @@ def _same_pair(rows: np.ndarray, gaps: np.ndarray, first: float, second: float) 
     return np.asarray((np.abs(rows[:, None] - first) <= tol) & (np.abs(ends - second) <= tol))
 
 
-def _peaks_subpixel(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _peaks_subpixel(
+    profiles: np.ndarray, centroid_mm: float = PEAK_CENTROID_MM
+) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel peak position and height of each row of ``profiles`` (n, W).
 
-    The position is the centroid of the part above half the peak within
-    ``PEAK_CENTROID_MM`` of the maximum: a printed line is several pixels wide and its
-    response has a flat top, where a parabola is no help.
+    The position is the centroid of the part above half the peak within ``centroid_mm`` of
+    the maximum: a printed line is several pixels wide and its response has a flat top,
+    where a parabola is no help.
     """
     n, width = profiles.shape
     i = np.argmax(profiles, axis=1)
     height = profiles[np.arange(n), i]
     j = np.arange(width)[None, :]
-    near = np.abs(j - i[:, None]) <= PEAK_CENTROID_MM * REFINE_PX_PER_MM
+    near = np.abs(j - i[:, None]) <= centroid_mm * REFINE_PX_PER_MM
     weights = np.where(near, np.maximum(profiles - 0.5 * height[:, None], 0.0), 0.0)
     total = np.maximum(weights.sum(axis=1), 1e-9)
     return (weights * j).sum(axis=1) / total, height
@@ -727,7 +738,7 @@ def _side_points(
 
 def _pair_points(
     ridge: np.ndarray, along: tuple[float, float], pair: LinePair, min_contrast: float,
-    which: tuple[int, ...] = (0, 1),
+    which: tuple[int, ...] = (0, 1), centroid_mm: float = PEAK_CENTROID_MM,
 ) -> list[Points | None]:
     """Sub-pixel positions of the sides ``which`` of ``pair``, one per segment.
 
@@ -759,7 +770,7 @@ def _pair_points(
     rows = across[:, None, None] + offsets[None, :, None] + tilt[:, None, :]  # (n, W, L)
     valid = (across - half + tilt.min(axis=1) >= 0) & (across + half + tilt.max(axis=1) < ny)
     profiles = ridge[np.clip(rows, 0, ny - 1), cols[:, None, :]].mean(axis=2)  # (n, W)
-    pos, height = _peaks_subpixel(profiles)
+    pos, height = _peaks_subpixel(profiles, centroid_mm)
     ok = valid & (height >= min_contrast) & (pos > 0) & (pos < 2 * half)
     # A long side may lose a quarter of its segments to a thick stroke, a glare or a shadow edge.
     allowed_missing = max(1, n_seg // 4) if n_seg >= 4 else 0
@@ -975,11 +986,8 @@ def _fit_sides(
     (within the window's tolerance).
     """
     hpair, vpair = pairs
-    mc, res = lines.min_contrast, lines.max_residual_mm
-    left_right = _pair_points(vertical.first, _extent(hpair), vpair, mc)
-    top_bottom = _pair_points(horizontal.first, _extent(vpair), hpair, mc)
-    lr = _fit_pair(left_right[0], left_right[1], res)
-    tb = _fit_pair(top_bottom[0], top_bottom[1], res)
+    lr = _fit_side_pair(vertical.first, _extent(hpair), vpair, lines)
+    tb = _fit_side_pair(horizontal.first, _extent(vpair), hpair, lines)
     if lr is None or tb is None:
         return None
     corners = np.array([
@@ -995,6 +1003,26 @@ def _fit_sides(
     if abs(width / (x1 - x0) - 1) > tol or abs(height / (y1 - y0) - 1) > tol:
         return None
     return corners
+
+
+def _fit_side_pair(
+    ridge: np.ndarray, along: tuple[float, float], pair: LinePair, lines: LineModel
+) -> tuple[float, float, float] | None:
+    """Two parallel sides fitted to their per-segment positions (see :func:`_fit_pair`).
+
+    Each segment's position is first taken as a sharp line's, around its strongest
+    response.  Where the sides then do not look straight, they are measured again over the
+    whole spread of a blurred line's response (:attr:`LineModel.spread_mm`): a shaken camera
+    splits a line's response into two peaks, and segments of one straight side land on
+    alternate peaks (development pages of the hard tier: borders clearly in view refused as
+    bent).  Only then: averaged that widely, a side is also pulled by handwriting beside it.
+    """
+    for centroid in dict.fromkeys((PEAK_CENTROID_MM, lines.spread_mm)):
+        sides = _pair_points(ridge, along, pair, lines.min_contrast, centroid_mm=centroid)
+        fitted = _fit_pair(sides[0], sides[1], lines.max_residual_mm)
+        if fitted is not None:
+            return fitted
+    return None
 
 
 def _found(
