@@ -244,7 +244,7 @@ class LineModel:
         """How far (mm) a blurred line's response spreads each side of the line.
 
         A shaken camera splits that response into two peaks up to about a millimetre apart,
-        one each side of the printed line (see :func:`_fit_sides`).
+        one each side of the printed line (see :func:`_fit_side_pair`).
         """
         return float(np.clip(self.ridge_mm, PEAK_CENTROID_MM, SIDE_SEARCH_MM))
 
@@ -1015,7 +1015,8 @@ def _fit_side_pair(
     whole spread of a blurred line's response (:attr:`LineModel.spread_mm`): a shaken camera
     splits a line's response into two peaks, and segments of one straight side land on
     alternate peaks (development pages of the hard tier: borders clearly in view refused as
-    bent).  Only then: averaged that widely, a side is also pulled by handwriting beside it.
+    bent).  Only then, because averaged that widely a side is also pulled towards
+    handwriting beside it.
     """
     for centroid in dict.fromkeys((PEAK_CENTROID_MM, lines.spread_mm)):
         sides = _pair_points(ridge, along, pair, lines.min_contrast, centroid_mm=centroid)

@@ -906,7 +906,6 @@ def test_a_box_bowed_by_a_curl_is_found(printed) -> None:
     assert fit.found
 
 
-
 def shaken(image: np.ndarray, mm: float, seed: int) -> np.ndarray:
     """``image`` as a camera shaken ``mm`` along the diagonal sees it: two copies that far
     apart, softened and with sensor noise.  The shake dwells unevenly, so which copy is
