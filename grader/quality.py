@@ -240,10 +240,10 @@ def diagnose_unlocated(
     found = {hit.marker_id for hit in hits}
     if layout is not None and missing_in_view(hits, layout, (h, w)):
         return MarkersMissing(
-            f"{source}: only {len(found)} of 8 markers could be read, though the whole sheet "
-            "seems to be in the picture; they may be covered or in shadow, or too small, "
-            "blurred or grainy to read: photograph the sheet closer, uncovered, in even light, "
-            "holding the phone still"
+            f"{source}: only {len(found)} of {len(layout)} markers could be read, though the "
+            "whole sheet seems to be in the picture; they may be covered or in shadow, or too "
+            "small, blurred or grainy to read: photograph the sheet closer, uncovered, in even "
+            "light, holding the phone still"
         )
     return MarkersMissing(f"{source}: {missing_markers_advice(found)}")
 
