@@ -161,24 +161,25 @@ def losses(
     With ``precision`` "bf16" the network runs under bfloat16 autocast (weights and the
     optimiser stay float32); the losses are always computed in float32.
     """
-    x = batch["x"].contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    device = next(model.parameters()).device
+    x = batch["x"].to(device).contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         ctc_logits, status_logits = model(x)
     ctc_logits, status_logits = ctc_logits.float(), status_logits.float()
     log_probs = ctc_logits.log_softmax(2).transpose(0, 1)  # (T, N, C)
     n, t = ctc_logits.shape[0], ctc_logits.shape[1]
     per_field = nn.functional.ctc_loss(
         log_probs,
-        batch["targets"],
-        torch.full((n,), t, dtype=torch.long),
-        batch["lengths"],
+        batch["targets"].to(device),
+        torch.full((n,), t, dtype=torch.long, device=device),
+        batch["lengths"].to(device),
         blank=0,
         reduction="none",
         zero_infinity=True,
     )
-    mask = batch["ctc_mask"].float()
+    mask = batch["ctc_mask"].to(device).float()
     ctc = (per_field * mask).sum() / mask.sum().clamp(min=1.0)
-    return ctc, nn.functional.cross_entropy(status_logits, batch["status"])
+    return ctc, nn.functional.cross_entropy(status_logits, batch["status"].to(device))
 
 
 def train_step(
@@ -218,11 +219,12 @@ def fixed_set(dataset: SynthFields, count: int, workers: int) -> dict[str, Any]:
 def predict(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Logits for a stack of inputs, in chunks: ``(N, T, C)`` and ``(N, 4)`` numpy arrays."""
     model.eval()
+    device = next(model.parameters()).device
     ctc, status = [], []
     for i in range(0, len(x), 500):
-        c, s = model(x[i : i + 500])
-        ctc.append(c.numpy())
-        status.append(s.numpy())
+        c, s = model(x[i : i + 500].to(device))
+        ctc.append(c.float().cpu().numpy())
+        status.append(s.float().cpu().numpy())
     model.train()
     return np.concatenate(ctc), np.concatenate(status)
 
@@ -360,6 +362,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # in about half the time one process takes to synthesise its batch. Two compute threads
     # made OpenMP spin against the synthesis workers and ran several times slower.
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    # The same recipe and field stream on a CUDA GPU, for workstations that have one; the
+    # weights then differ from a CPU run's in rounding, not in what the network is shown.
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train")
     p.add_argument("--workers", type=int, default=2, help="data synthesis processes")
     p.add_argument(
         "--precision",
@@ -489,6 +494,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "poor_capture_share": args.poor_capture,
         "digit_stroke_share": args.digit_strokes,
         "digit_warp_share": args.digit_warp,
+        "device": args.device,
         "torch": torch.__version__,
     }
 
@@ -557,7 +563,7 @@ def resume(
     """Load a checkpoint to go on from; the recipe must match the one it was trained with."""
     if not args.checkpoint.is_file():
         raise SystemExit(f"--resume: no checkpoint at {args.checkpoint}")
-    state = torch.load(args.checkpoint)
+    state = torch.load(args.checkpoint, map_location=args.device)
     if "optimizer" not in state:
         raise SystemExit(f"--resume: {args.checkpoint} holds weights only; train from scratch")
     ours = {key: getattr(args, key) for key in RECIPE_KEYS}
@@ -571,7 +577,7 @@ def resume(
     opt.load_state_dict(state["optimizer"])
     total = args.steps or state["total"]
     LOG.info("resuming at step %d of %d from %s", state["step"], total, args.checkpoint)
-    return Progress(state["step"], total, state["minutes"]), state["rng"]
+    return Progress(state["step"], total, state["minutes"]), state["rng"].cpu()
 
 
 def validation_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -696,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         recalibrate(args)
         return 0
     if args.precision is None:
-        args.precision = "bf16" if bf16_supported() else "fp32"
+        args.precision = "bf16" if args.device == "cuda" or bf16_supported() else "fp32"
     torch.set_num_threads(args.threads)
     # Denormal floats (tiny gradients late in an LSTM's backward pass) are very slow on CPUs.
     torch.set_flush_denormal(True)
@@ -710,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
     model = in_memory_format(model, torch.channels_last)
     if args.export_only:
-        state = torch.load(args.checkpoint)
+        state = torch.load(args.checkpoint, map_location="cpu")
         model.load_state_dict(state["model"])
         run = (
             json.loads((args.out / "reader.json").read_text())["training"]
@@ -718,9 +724,10 @@ def main(argv: list[str] | None = None) -> int:
             else {"steps": state["step"], "seed": args.seed}
         )
     else:
-        LOG.info("training on %s (seed %d)", args.data_dir, args.seed)
-        run = train(args, model)
-    finish(args, model, run)
+        LOG.info("training on %s (seed %d, %s)", args.data_dir, args.seed, args.device)
+        run = train(args, model.to(args.device))
+    # Calibration and export run on the CPU, as the reader will.
+    finish(args, model.cpu(), run)
     return 0
 
 
