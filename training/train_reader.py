@@ -40,7 +40,7 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 MEAN, STD = 0.08, 0.22  # of preprocessed ink; fixed so that runtime needs no statistics
 STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test split
 # Bumped when the training recipe or the preprocessing changes; the date follows it.
-MODEL_SERIES = "1.4"
+MODEL_SERIES = "1.5"
 
 
 class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
@@ -389,10 +389,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="in numbers written with MNIST, the share of digits drawn procedurally instead",
     )
+    # Model 1.5: 0.5.  In two of three runs warped digits made the confidence tell right
+    # from wrong readings better (a fifth fewer validation fields to review at the same
+    # accepted error), with lone digits read as well; the third reviewed as many as without
+    # and read synthetic fields a little worse.  Two unwarped seeds of 1.4's recipe reviewed
+    # the same share, so the gain is larger than a seed's spread (see the model card).
     p.add_argument(
         "--digit-warp",
         type=float,
-        default=0.0,
+        default=0.5,
         help="share of MNIST digits elastically warped (see training.synth.warp_glyph)",
     )
     # With one view per field, synthesis held the trainer at 0.25 s per step against 0.15 s
