@@ -270,6 +270,20 @@ def test_a_resumed_run_ends_where_an_unbroken_one_does(tmp_path: Path) -> None:
         assert torch.equal(weights, resumed["model"][name]), name
 
 
+def test_a_resumed_run_records_each_leg_and_its_device(tmp_path: Path) -> None:
+    """A run moved between machines says which steps ran where, in the checkpoint and in
+    reader.json."""
+    first = short_run(tmp_path, 2)
+    assert [(g["device"], g["first_step"], g["last_step"]) for g in first["legs"]] == [
+        ("cpu", 1, 2)
+    ]
+    resumed = short_run(tmp_path, 3, "--resume")
+    expected = [("cpu", 1, 2), ("cpu", 3, 3)]
+    assert [(g["device"], g["first_step"], g["last_step"]) for g in resumed["legs"]] == expected
+    recorded = json.loads((tmp_path / "model" / "reader.json").read_text())["training"]["legs"]
+    assert [(g["device"], g["first_step"], g["last_step"]) for g in recorded] == expected
+
+
 def test_resuming_with_another_recipe_is_refused(tmp_path: Path) -> None:
     short_run(tmp_path, 1)
     with pytest.raises(SystemExit, match="was trained with"):

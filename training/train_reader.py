@@ -453,11 +453,19 @@ PLAN_FROM, PLAN_AT = 150, 400
 
 @dataclass
 class Progress:
-    """Where training is: steps done, steps planned, minutes of training spent up to ``step``."""
+    """Where training is: steps done, steps planned, minutes of training spent up to ``step``,
+    and the legs the run was trained in so far (a resumed run may move to another device)."""
 
     step: int = 0
     total: int = 10**9
     minutes: float = 0.0
+    legs: tuple[dict[str, Any], ...] = ()
+
+
+def leg(device: str, first_step: int, last_step: int, minutes: float) -> dict[str, Any]:
+    """One stretch of a run on one device: steps ``first_step..last_step`` (from 1)."""
+    return {"device": device, "first_step": first_step, "last_step": last_step,
+            "minutes": round(minutes, 1)}
 
 
 def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
@@ -483,6 +491,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
     start = time.monotonic()
     step = fit(args, model, opt, batches, progress, start)
     minutes = progress.minutes + (time.monotonic() - start) / 60
+    legs = [*progress.legs, leg(args.device, progress.step + 1, step, minutes - progress.minutes)]
     return {
         "seed": args.seed,
         "steps": step,
@@ -499,7 +508,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "poor_capture_share": args.poor_capture,
         "digit_stroke_share": args.digit_strokes,
         "digit_warp_share": args.digit_warp,
-        "device": args.device,
+        "legs": legs,
         "torch": torch.__version__,
     }
 
@@ -541,7 +550,10 @@ def fit(
                 minutes,
             )
         if step % 1000 == 0 or step == total:
-            save_checkpoint(args, model, opt, Progress(step, total, minutes))
+            this_leg = leg(args.device, progress.step + 1, step, minutes - progress.minutes)
+            save_checkpoint(
+                args, model, opt, Progress(step, total, minutes, (*progress.legs, this_leg))
+            )
     return step
 
 
@@ -557,6 +569,7 @@ def save_checkpoint(
         "step": progress.step,
         "total": progress.total,
         "minutes": progress.minutes,
+        "legs": list(progress.legs),
         "recipe": {key: getattr(args, key) for key in RECIPE_KEYS},
     }
     torch.save(state, args.checkpoint)
@@ -582,7 +595,9 @@ def resume(
     opt.load_state_dict(state["optimizer"])
     total = args.steps or state["total"]
     LOG.info("resuming at step %d of %d from %s", state["step"], total, args.checkpoint)
-    return Progress(state["step"], total, state["minutes"]), state["rng"].cpu()
+    # Checkpoints written before legs were recorded say nothing of their device.
+    legs = state.get("legs") or [leg("not recorded", 1, state["step"], state["minutes"])]
+    return Progress(state["step"], total, state["minutes"], tuple(legs)), state["rng"].cpu()
 
 
 def validation_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -726,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         run = (
             json.loads((args.out / "reader.json").read_text())["training"]
             if (args.out / "reader.json").is_file()
-            else {"steps": state["step"], "seed": args.seed}
+            else {"steps": state["step"], "seed": args.seed, "legs": state.get("legs", [])}
         )
     else:
         LOG.info("training on %s (seed %d, %s)", args.data_dir, args.seed, args.device)
