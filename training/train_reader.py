@@ -488,17 +488,14 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
     batches = loader(data, progress.step * fields_per_batch, args.batch, args.workers)
     if rng_state is not None:  # after the loader, whose start draws from torch's generator
         torch.set_rng_state(rng_state)
-    start = time.monotonic()
-    step = fit(args, model, opt, batches, progress, start)
-    minutes = progress.minutes + (time.monotonic() - start) / 60
-    legs = [*progress.legs, leg(args.device, progress.step + 1, step, minutes - progress.minutes)]
+    done = fit(args, model, opt, batches, progress, time.monotonic())
     return {
         "seed": args.seed,
-        "steps": step,
+        "steps": done.step,
         "batch": args.batch,
-        "fields_seen": step * fields_per_batch,
+        "fields_seen": done.step * fields_per_batch,
         "field_views": args.field_views,
-        "minutes": round(minutes, 1),
+        "minutes": round(done.minutes, 1),
         "lr": args.lr,
         "threads": args.threads,
         "workers": args.workers,
@@ -508,7 +505,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "poor_capture_share": args.poor_capture,
         "digit_stroke_share": args.digit_strokes,
         "digit_warp_share": args.digit_warp,
-        "legs": legs,
+        "legs": list(done.legs),
         "torch": torch.__version__,
     }
 
@@ -520,8 +517,9 @@ def fit(
     batches: Iterator[dict[str, Any]],
     progress: Progress,
     start: float,
-) -> int:
-    """Steps from ``progress.step`` to the planned total; returns the last step."""
+) -> Progress:
+    """Steps from ``progress.step`` to the planned total; returns where the run ends, this
+    leg added to its legs."""
     timed_from = 0.0
     running = [0.0, 0.0]
     step, total = progress.step, progress.total
@@ -550,11 +548,17 @@ def fit(
                 minutes,
             )
         if step % 1000 == 0 or step == total:
-            this_leg = leg(args.device, progress.step + 1, step, minutes - progress.minutes)
-            save_checkpoint(
-                args, model, opt, Progress(step, total, minutes, (*progress.legs, this_leg))
-            )
-    return step
+            save_checkpoint(args, model, opt, _so_far(args, progress, step, total, minutes))
+    minutes = progress.minutes + (time.monotonic() - start) / 60
+    return _so_far(args, progress, step, total, minutes)
+
+
+def _so_far(
+    args: argparse.Namespace, progress: Progress, step: int, total: int, minutes: float
+) -> Progress:
+    """The run at ``step``: the legs it started with plus this one, from ``progress.step``."""
+    this_leg = leg(args.device, progress.step + 1, step, minutes - progress.minutes)
+    return Progress(step, total, minutes, (*progress.legs, this_leg))
 
 
 def save_checkpoint(
