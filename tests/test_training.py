@@ -306,3 +306,68 @@ def test_recalibrating_rewrites_the_calibration_and_keeps_the_weights(tmp_path: 
     assert after["calibration"]["digits"] == "mnist"
     assert after["training"] == before["training"]
     rd.Reader(out, threads=1)  # still loads
+
+
+def test_the_weight_average_moves_towards_the_weights_by_its_decay() -> None:
+    """Early steps ramp the decay up (the untrained start must not linger); later ones use
+    the decay itself; counters are copied, not averaged."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        model[0].weight.fill_(0.0)
+    average = train_reader.WeightAverage(model, decay=0.99)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    model[1].num_batches_tracked.fill_(7)
+    average.update(model, step=0)  # ramp: keeps 1/10 of the old average
+    assert torch.allclose(average.state["0.weight"], torch.full((1, 2), 0.9))
+    average.update(model, step=10_000)  # keeps 0.99 of it
+    assert torch.allclose(average.state["0.weight"], torch.full((1, 2), 1 - 0.99 * 0.1))
+    assert int(average.state["1.num_batches_tracked"]) == 7
+
+
+def network_output(model_dir: Path) -> np.ndarray:
+    reader = rd.Reader(model_dir, threads=1)
+    crop = Synthesizer(None).render("7", "number", np.random.default_rng(0)).image
+    x = rd.preprocess(crop)[None, None].astype(np.float32)
+    return reader.network(np.ascontiguousarray(x))[0]
+
+
+@pytest.mark.slow
+def test_with_a_weight_average_it_is_exported_and_the_last_weights_kept(
+    tmp_path: Path,
+) -> None:
+    state = short_run(tmp_path, 3, "--ema", "0.5")
+    assert set(state["ema"]) == set(state["model"])
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    config = json.loads((tmp_path / "model" / "reader.json").read_text())
+    assert config["training"]["weight_average_decay"] == 0.5
+
+    def export(out: Path, ema: str) -> np.ndarray:
+        train_reader.main(
+            ["--data-dir", str(tmp_path / "no-data"), "--out", str(out), "--export-only",
+             "--ema", ema, "--checkpoint", str(tmp_path / "reader.pt"), "--val-fields", "20",
+             "--views", "1", "--workers", "0"]
+        )
+        return network_output(out)
+
+    exported = network_output(tmp_path / "model")
+    assert np.allclose(export(tmp_path / "again", "0.5"), exported, atol=1e-5)
+    assert not np.allclose(export(tmp_path / "last", "0"), exported, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_carries_its_weight_average_on(tmp_path: Path) -> None:
+    unbroken = short_run(tmp_path / "a", 4, "--ema", "0.5")
+    short_run(tmp_path / "b", 2, "--ema", "0.5")
+    resumed = short_run(tmp_path / "b", 4, "--ema", "0.5", "--resume")
+    for name, weights in unbroken["ema"].items():
+        assert torch.equal(weights, resumed["ema"][name]), name
+
+
+def test_exporting_an_average_a_checkpoint_lacks_is_refused(tmp_path: Path) -> None:
+    short_run(tmp_path, 1)
+    with pytest.raises(SystemExit, match="no weight average"):
+        train_reader.main(
+            ["--data-dir", str(tmp_path / "no-data"), "--out", str(tmp_path / "x"),
+             "--export-only", "--ema", "0.9", "--checkpoint", str(tmp_path / "reader.pt")]
+        )

@@ -411,6 +411,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="inputs made from each synthesised field: its first view plus others at random "
         "(all in the same batch)",
     )
+    # An exponential moving average of the weights (Polyak averaging) is what gets calibrated
+    # and exported when this is above 0; the checkpoint keeps the raw weights beside it, so
+    # `--export-only --ema 0` exports those for comparison.  0.9995 averages over about the
+    # last 2000 steps, a tenth of a run, where the learning rate is already low.
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="decay of a moving average of the weights exported instead of the last ones "
+        "(0: off; e.g. 0.9995)",
+    )
     p.add_argument("--target-error", type=float, default=1 / 500)
     p.add_argument(
         "--views",
@@ -438,10 +449,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # What a resumed run must share with the run that wrote its checkpoint.
 RECIPE_KEYS = (
     "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "digit_warp",
-    "channels", "hidden", "field_views",
+    "channels", "hidden", "field_views", "ema",
 )
 # The value of each recipe option that checkpoints written before it existed were trained with.
-RECIPE_DEFAULTS_BEFORE = {"digit_warp": 0.0, "field_views": 1}
+RECIPE_DEFAULTS_BEFORE = {"digit_warp": 0.0, "field_views": 1, "ema": 0.0}
 
 
 # With --minutes, the step count is fixed from the speed measured over these steps.  Not the
@@ -460,6 +471,28 @@ class Progress:
     total: int = 10**9
     minutes: float = 0.0
     legs: tuple[dict[str, Any], ...] = ()
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and batch-norm statistics.
+
+    The decay ramps up over the first steps (``(1 + step) / (10 + step)`` until it reaches
+    ``decay``), so the average does not hold on to the untrained initial weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = min(self.decay, (1 + step) / (10 + step))
+        for key, value in model.state_dict().items():
+            kept = self.state[key]
+            if kept.is_floating_point():
+                kept.mul_(weight).add_(value.detach(), alpha=1 - weight)
+            else:  # counters such as batch-norm's num_batches_tracked
+                kept.copy_(value)
 
 
 def leg(device: str, first_step: int, last_step: int, minutes: float) -> dict[str, Any]:
@@ -482,13 +515,16 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     progress, rng_state = Progress(total=args.steps or 10**9), None
+    average = WeightAverage(model, args.ema) if args.ema > 0 else None
     if args.resume:
-        progress, rng_state = resume(args, model, opt)
+        progress, rng_state = resume(args, model, opt, average)
     fields_per_batch = args.batch // args.field_views
     batches = loader(data, progress.step * fields_per_batch, args.batch, args.workers)
     if rng_state is not None:  # after the loader, whose start draws from torch's generator
         torch.set_rng_state(rng_state)
-    done = fit(args, model, opt, batches, progress, time.monotonic())
+    done = fit(args, model, opt, average, batches, progress, time.monotonic())
+    if average is not None:  # the checkpoint keeps the last weights beside the average
+        model.load_state_dict(average.state)
     return {
         "seed": args.seed,
         "steps": done.step,
@@ -505,6 +541,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "poor_capture_share": args.poor_capture,
         "digit_stroke_share": args.digit_strokes,
         "digit_warp_share": args.digit_warp,
+        "weight_average_decay": args.ema,
         "legs": list(done.legs),
         "torch": torch.__version__,
     }
@@ -514,6 +551,7 @@ def fit(
     args: argparse.Namespace,
     model: nn.Module,
     opt: torch.optim.Optimizer,
+    average: WeightAverage | None,
     batches: Iterator[dict[str, Any]],
     progress: Progress,
     start: float,
@@ -534,6 +572,8 @@ def fit(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total if total < 10**9 else 10000, args.lr)
         ctc, ce = train_step(model, opt, next(batches), args.precision)
+        if average is not None:
+            average.update(model, step)
         running = [0.98 * running[0] + 0.02 * ctc, 0.98 * running[1] + 0.02 * ce]
         step += 1
         minutes = progress.minutes + (time.monotonic() - start) / 60
@@ -548,7 +588,9 @@ def fit(
                 minutes,
             )
         if step % 1000 == 0 or step == total:
-            save_checkpoint(args, model, opt, _so_far(args, progress, step, total, minutes))
+            save_checkpoint(
+                args, model, opt, average, _so_far(args, progress, step, total, minutes)
+            )
     minutes = progress.minutes + (time.monotonic() - start) / 60
     return _so_far(args, progress, step, total, minutes)
 
@@ -562,7 +604,11 @@ def _so_far(
 
 
 def save_checkpoint(
-    args: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer, progress: Progress
+    args: argparse.Namespace,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    average: WeightAverage | None,
+    progress: Progress,
 ) -> None:
     """Everything a run needs to go on exactly: weights, optimiser, generator, step, plan."""
     args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -576,11 +622,16 @@ def save_checkpoint(
         "legs": list(progress.legs),
         "recipe": {key: getattr(args, key) for key in RECIPE_KEYS},
     }
+    if average is not None:
+        state["ema"] = average.state
     torch.save(state, args.checkpoint)
 
 
 def resume(
-    args: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer
+    args: argparse.Namespace,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    average: WeightAverage | None,
 ) -> tuple[Progress, torch.Tensor]:
     """Load a checkpoint to go on from; the recipe must match the one it was trained with."""
     if not args.checkpoint.is_file():
@@ -597,11 +648,25 @@ def resume(
         )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
+    if average is not None:
+        average.state = state["ema"]
     total = args.steps or state["total"]
     LOG.info("resuming at step %d of %d from %s", state["step"], total, args.checkpoint)
     # Checkpoints written before legs were recorded say nothing of their device.
     legs = state.get("legs") or [leg("not recorded", 1, state["step"], state["minutes"])]
     return Progress(state["step"], total, state["minutes"], tuple(legs)), state["rng"].cpu()
+
+
+def exported_weights(
+    args: argparse.Namespace, state: dict[str, Any]
+) -> dict[str, torch.Tensor]:
+    """The weights ``--export-only`` exports from checkpoint ``state``: its average with
+    ``--ema``, else its last weights."""
+    if args.ema <= 0:
+        return state["model"]
+    if "ema" not in state:
+        raise SystemExit(f"--ema: {args.checkpoint} holds no weight average; pass --ema 0")
+    return state["ema"]
 
 
 def validation_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -741,11 +806,12 @@ def main(argv: list[str] | None = None) -> int:
     model = in_memory_format(model, torch.channels_last)
     if args.export_only:
         state = torch.load(args.checkpoint, map_location="cpu")
-        model.load_state_dict(state["model"])
+        model.load_state_dict(exported_weights(args, state))
         run = (
             json.loads((args.out / "reader.json").read_text())["training"]
             if (args.out / "reader.json").is_file()
-            else {"steps": state["step"], "seed": args.seed, "legs": state.get("legs", [])}
+            else {"steps": state["step"], "seed": args.seed, "legs": state.get("legs", []),
+                  "weight_average_decay": args.ema}
         )
     else:
         LOG.info("training on %s (seed %d, %s)", args.data_dir, args.seed, args.device)
