@@ -413,8 +413,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     # An exponential moving average of the weights (Polyak averaging) is what gets calibrated
     # and exported when this is above 0; the checkpoint keeps the raw weights beside it, so
-    # `--export-only --ema 0` exports those for comparison.  0.9995 averages over about the
-    # last 2000 steps, a tenth of a run, where the learning rate is already low.
+    # `--export-only --ema 0` exports those for comparison.  With 0.9995 a run of about 20 000
+    # steps ends averaging over roughly its last 2000, where the learning rate is already low.
     p.add_argument(
         "--ema",
         type=float,
@@ -476,8 +476,9 @@ class Progress:
 class WeightAverage:
     """An exponential moving average of a model's weights and batch-norm statistics.
 
-    The decay ramps up over the first steps (``(1 + step) / (10 + step)`` until it reaches
-    ``decay``), so the average does not hold on to the untrained initial weights.
+    The decay is at most ``(1 + step) / (10 + step)``, so the average spans about the last
+    ninth of the steps taken until that reaches ``decay`` (at step ``9 / (1 - decay)``, 18 000
+    for 0.9995), and never holds on to the untrained initial weights.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
