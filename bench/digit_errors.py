@@ -1,0 +1,120 @@
+"""What the reader gets wrong on lone validation digits, by kind of error.
+
+A development tool next to ``bench/reader.py``: it reads the same lone digits as that
+benchmark's first tier (each MNIST digit alone in a clean box), but from the validation
+glyphs (MNIST training images held out from training), so that what is learnt from its
+output is never learnt from the test split.  It prints the share read right, the errors by
+kind (another digit, no value with the status given, extra characters) and the most common
+confusions; with ``--save DIR`` it writes each wrong digit's network input, one image per
+kind, for a look.
+
+    .venv/bin/python bench/digit_errors.py [--count 5000] [--model-dir DIR] [--save DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.reader import BENCH_STREAM, _OneGlyph, read_all  # noqa: E402
+from grader import handwriting as hw  # noqa: E402
+from grader.read import Reader, Reading, preprocess  # noqa: E402
+from training.synth import Synthesizer  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Miss:
+    index: int
+    truth: str
+    reading: Reading
+    crop: np.ndarray
+
+
+def error_kind(truth: str, reading: Reading) -> str:
+    """How a reading of the lone digit ``truth`` is wrong ('' when it is right)."""
+    if reading.text == truth:
+        return ""
+    if reading.text is None:
+        return f"no value ({reading.status})"
+    if len(reading.text) == 1 and reading.text.isdigit():
+        return "another digit"
+    return "extra or other characters"
+
+
+def lone_digits(
+    glyphs: hw.MnistGlyphs, count: int, seed: int
+) -> tuple[list[np.ndarray], list[str]]:
+    """Clean crops of ``count`` digits of the split, drawn as ``bench/reader.py`` draws them."""
+    synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=True)
+    order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
+    rng = np.random.default_rng([seed, BENCH_STREAM, 0])
+    crops, labels = [], []
+    for n, k in enumerate(rng.permutation(len(order))[:count]):
+        digit, index = order[int(k)]
+        synth.mnist_like = _OneGlyph(glyphs.images(digit)[index])  # type: ignore[assignment]
+        sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
+        crops.append(synth.render(digit, "number", sample_rng).image)
+        labels.append(digit)
+    return crops, labels
+
+
+def save_sheets(misses_by_kind: dict[str, list[Miss]], folder: Path) -> None:
+    """One image per kind of error: the network inputs of its misses, one above the other."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, misses in misses_by_kind.items():
+        tiles = []
+        for miss in misses:
+            ink = np.clip(preprocess(miss.crop), 0.0, 1.0)
+            tile = (255 - 255 * ink).astype(np.uint8)
+            cv2.putText(tile, f"{miss.truth}>{miss.reading.text or '-'}", (2, 10),
+                        cv2.FONT_HERSHEY_PLAIN, 0.7, 0, 1)
+            tiles.append(cv2.copyMakeBorder(tile, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=128))
+        name = "_".join("".join(c if c.isalnum() else " " for c in kind).split())
+        sheet = cv2.resize(np.vstack(tiles), None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(folder / f"{name}.png"), sheet)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=hw.default_data_dir())
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--count", type=int, default=5000, help="validation digits (at most 5000)")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--save", type=Path, default=None, help="write the misses' inputs here")
+    args = p.parse_args()
+    if not (args.data_dir / "mnist").is_dir():
+        print(f"no data at {args.data_dir}: this tool needs MNIST (set --data-dir)")
+        return 2
+    reader = Reader(args.model_dir, threads=1)
+    crops, labels = lone_digits(hw.MnistGlyphs(args.data_dir, "val"), args.count, args.seed)
+    readings = read_all(reader, crops)
+    by_kind: dict[str, list[Miss]] = defaultdict(list)
+    for n, (truth, reading) in enumerate(zip(labels, readings, strict=True)):
+        kind = error_kind(truth, reading)
+        if kind:
+            by_kind[kind].append(Miss(n, truth, reading, crops[n]))
+    wrong = sum(len(m) for m in by_kind.values())
+    print(f"model {reader.config.get('model_version')}: {len(labels)} validation digits, "
+          f"{100 * (1 - wrong / len(labels)):.2f} % read right, {wrong} wrong")
+    for kind, misses in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
+        confident = sum(m.reading.confidence >= reader.threshold for m in misses)
+        pairs = Counter(f"{m.truth}>{m.reading.text or '-'}" for m in misses).most_common(8)
+        print(f"  {kind:<28} {len(misses):4d}  ({confident} at or above the threshold)  "
+              + ", ".join(f"{pair} x{k}" for pair, k in pairs))
+    if args.save:
+        save_sheets(by_kind, args.save)
+        print(f"inputs of the misses written to {args.save}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
