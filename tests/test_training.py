@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synth import Synthesizer, TrainingGlyphs, warp_glyph
+from training.synth import Synthesizer, TrainingGlyphs, bar_seven, warp_glyph
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -138,6 +138,50 @@ def test_without_digit_warp_the_streams_are_unchanged() -> None:
     for i in range(5):
         a = plain.sample(np.random.default_rng([6, i]))
         b = explicit.sample(np.random.default_rng([6, i]))
+        assert np.array_equal(a.image, b.image)
+
+
+def test_a_barred_seven_has_a_bar_through_its_stem_within_its_own_width() -> None:
+    """The bar crosses the stem below the top stroke and stays inside the digit's width: a
+    strike-through runs past both ends of what it cancels, this must not look like one."""
+    img = digit_image()
+    ink_cols = np.flatnonzero(img.max(axis=0) > 0.5)
+    for i in range(20):
+        out = bar_seven(img, np.random.default_rng([4, i]))
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert np.all(out >= img) and float(out.max()) <= 1.0  # nothing of the seven erased
+        added = np.argwhere(out - img > 0.3)
+        assert len(added) > 0
+        rows, cols = added[:, 0], added[:, 1]
+        assert rows.min() >= 9 and rows.max() <= 21  # below the top stroke, above the foot
+        assert ink_cols[0] - 1 <= cols.min() and cols.max() <= ink_cols[-1] + 1
+        stem = float(np.flatnonzero(img[int(np.median(rows))] > 0.5).mean())
+        assert cols.min() < stem - 1 and cols.max() > stem + 1  # on both sides of the stem
+
+
+def test_a_seven_without_a_single_stem_is_left_as_it_is() -> None:
+    flat = np.zeros((28, 28), np.float32)
+    cv2.line(flat, (4, 14), (24, 14), 1.0, 2)  # too flat to place a bar
+    assert np.array_equal(bar_seven(flat, np.random.default_rng(0)), flat)
+
+
+def test_barred_sevens_apply_to_their_share_of_sevens_only() -> None:
+    rng = np.random.default_rng(12)
+    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, barred_seven_share=1.0)
+    assert not any(np.array_equal(always.glyph("7", rng), digit_image()) for _ in range(10))
+    for char in "14-":  # SevenGlyphs draws the same image for every character
+        assert all(np.array_equal(always.glyph(char, rng), digit_image()) for _ in range(5))
+    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, barred_seven_share=0.5)
+    barred = sum(not np.array_equal(half.glyph("7", rng), digit_image()) for _ in range(60))
+    assert 15 <= barred <= 45
+
+
+def test_without_barred_sevens_the_streams_are_unchanged() -> None:
+    plain = Synthesizer(SevenGlyphs(), digit_warp_share=0.5)
+    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.5, barred_seven_share=0.0)
+    for i in range(5):
+        a = plain.sample(np.random.default_rng([7, i]))
+        b = explicit.sample(np.random.default_rng([7, i]))
         assert np.array_equal(a.image, b.image)
 
 
