@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from bench.reader import BENCH_STREAM, _OneGlyph, read_all  # noqa: E402
 from grader import handwriting as hw  # noqa: E402
 from grader.read import Reader, Reading, preprocess  # noqa: E402
-from training.synth import Synthesizer  # noqa: E402
+from training.synth import Synthesizer, bar_seven  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,20 @@ def error_kind(truth: str, reading: Reading) -> str:
 
 
 def lone_digits(
-    glyphs: hw.MnistGlyphs, count: int, seed: int
+    glyphs: hw.MnistGlyphs, count: int, seed: int, bar_sevens: bool = False
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Clean crops of ``count`` digits of the split, drawn as ``bench/reader.py`` draws them."""
+    """Clean crops of ``count`` digits of the split, drawn as ``bench/reader.py`` draws them;
+    with ``bar_sevens`` every seven gets a bar through its stem (:func:`bar_seven`)."""
     synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=True)
     order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
     rng = np.random.default_rng([seed, BENCH_STREAM, 0])
     crops, labels = [], []
     for n, k in enumerate(rng.permutation(len(order))[:count]):
         digit, index = order[int(k)]
-        synth.mnist_like = _OneGlyph(glyphs.images(digit)[index])  # type: ignore[assignment]
+        source = _OneGlyph(glyphs.images(digit)[index])
+        if bar_sevens and digit == "7":
+            source.image = bar_seven(source.image, np.random.default_rng([seed, 7, n]))
+        synth.mnist_like = source  # type: ignore[assignment]
         sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
         crops.append(synth.render(digit, "number", sample_rng).image)
         labels.append(digit)
@@ -90,12 +94,18 @@ def main() -> int:
     p.add_argument("--count", type=int, default=5000, help="validation digits (at most 5000)")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--save", type=Path, default=None, help="write the misses' inputs here")
+    p.add_argument(
+        "--bar-sevens",
+        action="store_true",
+        help="draw every seven with a bar through its stem (training.synth.bar_seven)",
+    )
     args = p.parse_args()
     if not (args.data_dir / "mnist").is_dir():
         print(f"no data at {args.data_dir}: this tool needs MNIST (set --data-dir)")
         return 2
     reader = Reader(args.model_dir, threads=1)
-    crops, labels = lone_digits(hw.MnistGlyphs(args.data_dir, "val"), args.count, args.seed)
+    glyphs = hw.MnistGlyphs(args.data_dir, "val")
+    crops, labels = lone_digits(glyphs, args.count, args.seed, args.bar_sevens)
     readings = read_all(reader, crops)
     by_kind: dict[str, list[Miss]] = defaultdict(list)
     for n, (truth, reading) in enumerate(zip(labels, readings, strict=True)):
@@ -110,6 +120,11 @@ def main() -> int:
         pairs = Counter(f"{m.truth}>{m.reading.text or '-'}" for m in misses).most_common(8)
         print(f"  {kind:<28} {len(misses):4d}  ({confident} at or above the threshold)  "
               + ", ".join(f"{pair} x{k}" for pair, k in pairs))
+    sevens = [kind for truth, r in zip(labels, readings, strict=True) if truth == "7"
+              for kind in [error_kind(truth, r)]]
+    print(f"  sevens{' (all barred)' if args.bar_sevens else ''}: {len(sevens)}, "
+          f"{100 * sevens.count('') / max(len(sevens), 1):.2f} % read right, "
+          f"{sevens.count('no value (crossed_out)')} called crossed out")
     if args.save:
         save_sheets(by_kind, args.save)
         print(f"inputs of the misses written to {args.save}")
