@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +26,14 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.reader import BENCH_STREAM, _OneGlyph, read_all  # noqa: E402
+from bench.reader import lone_digit_crops, read_all  # noqa: E402
 from grader import handwriting as hw  # noqa: E402
 from grader.read import Reader, Reading, preprocess  # noqa: E402
-from training.synth import Synthesizer, bar_seven  # noqa: E402
+from training.synth import bar_seven  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Miss:
-    index: int
     truth: str
     reading: Reading
     crop: np.ndarray
@@ -50,25 +50,13 @@ def error_kind(truth: str, reading: Reading) -> str:
     return "extra or other characters"
 
 
-def lone_digits(
-    glyphs: hw.MnistGlyphs, count: int, seed: int, bar_sevens: bool = False
-) -> tuple[list[np.ndarray], list[str]]:
-    """Clean crops of ``count`` digits of the split, drawn as ``bench/reader.py`` draws them;
-    with ``bar_sevens`` every seven gets a bar through its stem (:func:`bar_seven`)."""
-    synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=True)
-    order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
-    rng = np.random.default_rng([seed, BENCH_STREAM, 0])
-    crops, labels = [], []
-    for n, k in enumerate(rng.permutation(len(order))[:count]):
-        digit, index = order[int(k)]
-        source = _OneGlyph(glyphs.images(digit)[index])
-        if bar_sevens and digit == "7":
-            source.image = bar_seven(source.image, np.random.default_rng([seed, 7, n]))
-        synth.mnist_like = source  # type: ignore[assignment]
-        sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
-        crops.append(synth.render(digit, "number", sample_rng).image)
-        labels.append(digit)
-    return crops, labels
+def barred_sevens(seed: int) -> Callable[[str, np.ndarray, int], np.ndarray]:
+    """An edit for :func:`lone_digit_crops` that draws every seven with a bar (seeded)."""
+
+    def edit(digit: str, image: np.ndarray, n: int) -> np.ndarray:
+        return bar_seven(image, np.random.default_rng([seed, 7, n])) if digit == "7" else image
+
+    return edit
 
 
 def save_sheets(misses_by_kind: dict[str, list[Miss]], folder: Path) -> None:
@@ -105,13 +93,14 @@ def main() -> int:
         return 2
     reader = Reader(args.model_dir, threads=1)
     glyphs = hw.MnistGlyphs(args.data_dir, "val")
-    crops, labels = lone_digits(glyphs, args.count, args.seed, args.bar_sevens)
+    edit = barred_sevens(args.seed) if args.bar_sevens else None
+    crops, labels = lone_digit_crops(glyphs, args.count, args.seed, clean=True, edit=edit)
     readings = read_all(reader, crops)
+    kinds = [error_kind(t, r) for t, r in zip(labels, readings, strict=True)]
     by_kind: dict[str, list[Miss]] = defaultdict(list)
-    for n, (truth, reading) in enumerate(zip(labels, readings, strict=True)):
-        kind = error_kind(truth, reading)
+    for truth, reading, crop, kind in zip(labels, readings, crops, kinds, strict=True):
         if kind:
-            by_kind[kind].append(Miss(n, truth, reading, crops[n]))
+            by_kind[kind].append(Miss(truth, reading, crop))
     wrong = sum(len(m) for m in by_kind.values())
     print(f"model {reader.config.get('model_version')}: {len(labels)} validation digits, "
           f"{100 * (1 - wrong / len(labels)):.2f} % read right, {wrong} wrong")
@@ -120,8 +109,7 @@ def main() -> int:
         pairs = Counter(f"{m.truth}>{m.reading.text or '-'}" for m in misses).most_common(8)
         print(f"  {kind:<28} {len(misses):4d}  ({confident} at or above the threshold)  "
               + ", ".join(f"{pair} x{k}" for pair, k in pairs))
-    sevens = [kind for truth, r in zip(labels, readings, strict=True) if truth == "7"
-              for kind in [error_kind(truth, r)]]
+    sevens = [kind for truth, kind in zip(labels, kinds, strict=True) if truth == "7"]
     print(f"  sevens{' (all barred)' if args.bar_sevens else ''}: {len(sevens)}, "
           f"{100 * sevens.count('') / max(len(sevens), 1):.2f} % read right, "
           f"{sevens.count('no value (crossed_out)')} called crossed out")

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -78,23 +78,39 @@ def read_all(reader: Reader, crops: Sequence[np.ndarray], batch: int = 64) -> li
 
 def digit_tier(reader: Reader, glyphs: hw.MnistGlyphs, count: int, seed: int) -> dict[str, float]:
     """Every MNIST digit of the split (up to ``count``) alone in a box, clean and photographed."""
-    clean = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=True)
-    photo = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0)
-    order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
-    rng = np.random.default_rng([seed, BENCH_STREAM, 0])
-    picked = [order[int(k)] for k in rng.permutation(len(order))[:count]]
-    result = {"count": float(len(picked))}
-    for name, synth in (("clean", clean), ("camera", photo)):
-        crops, labels = [], []
-        for n, (digit, index) in enumerate(picked):
-            source = _OneGlyph(glyphs.images(digit)[index])
-            sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
-            synth.mnist_like = source  # type: ignore[assignment]
-            crops.append(synth.render(digit, "number", sample_rng).image)
-            labels.append(digit)
+    result = {}
+    for name, clean in (("clean", True), ("camera", False)):
+        crops, labels = lone_digit_crops(glyphs, count, seed, clean)
         readings = read_all(reader, crops)
+        result["count"] = float(len(labels))
         result[name] = float(np.mean([r.text == t for r, t in zip(readings, labels, strict=True)]))
     return result
+
+
+def lone_digit_crops(
+    glyphs: hw.MnistGlyphs,
+    count: int,
+    seed: int,
+    clean: bool,
+    edit: Callable[[str, np.ndarray, int], np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[str]]:
+    """Crops of ``count`` digits of the split (a seeded draw), each alone in a box, clean or
+    with camera effects, and their labels.  ``edit(digit, image, n)``, when given, changes
+    the ``n``-th glyph image (ink 0..1) before it is written."""
+    synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0, clean=clean)
+    order = [(d, i) for d in hw.DIGITS for i in range(len(glyphs.images(d)))]
+    rng = np.random.default_rng([seed, BENCH_STREAM, 0])
+    crops, labels = [], []
+    for n, k in enumerate(rng.permutation(len(order))[:count]):
+        digit, index = order[int(k)]
+        source = _OneGlyph(glyphs.images(digit)[index])
+        if edit is not None:
+            source.image = edit(digit, source.image, n)
+        synth.mnist_like = source  # type: ignore[assignment]
+        sample_rng = np.random.default_rng([seed, BENCH_STREAM, 1, n])
+        crops.append(synth.render(digit, "number", sample_rng).image)
+        labels.append(digit)
+    return crops, labels
 
 
 class _OneGlyph:
