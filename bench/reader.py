@@ -296,6 +296,40 @@ def report_digits(
     return digits
 
 
+def digit_count(text: str) -> int:
+    """Digits in a written number: ``"-0.25"`` has 3."""
+    return sum(ch.isdigit() for ch in text)
+
+
+def by_length(samples: Sequence[FieldSample], readings: Sequence[Reading]) -> list[dict[str, int]]:
+    """For the fields holding a number, by its digit count: how many, read exactly, sent to
+    review (``needs_review``), misread among those reviewed, and misread but accepted."""
+    rows: dict[int, dict[str, int]] = {}
+    for sample, reading in zip(samples, readings, strict=True):
+        if sample.status != "number":
+            continue
+        row = rows.setdefault(digit_count(sample.text), dict.fromkeys(
+            ("digits", "fields", "exact", "reviewed", "reviewed_misread", "accepted_misread"), 0))
+        right = reading.text == sample.text
+        row["fields"] += 1
+        row["exact"] += right
+        row["reviewed"] += reading.needs_review
+        row["reviewed_misread"] += reading.needs_review and not right
+        row["accepted_misread"] += not reading.needs_review and not right
+    for digits, row in rows.items():
+        row["digits"] = digits
+    return [rows[d] for d in sorted(rows)]
+
+
+def print_by_length(rows: Sequence[dict[str, int]]) -> None:
+    print("\nfields holding a number, by its digit count (review at the default threshold):")
+    print("  digits  fields  exact %  reviewed %  misread among reviewed  accepted misreads")
+    for r in rows:
+        n, reviewed = r["fields"], r["reviewed"]
+        print(f"  {r['digits']:6d}  {n:6d}  {100 * r['exact'] / n:7.2f}  {100 * reviewed / n:10.2f}"
+              f"  {r['reviewed_misread']:10d} of {reviewed:<5d}  {r['accepted_misread']:13d}")
+
+
 def report_fields(
     reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace, figures: dict[str, object]
 ) -> tuple[list[FieldSample], np.ndarray]:
@@ -315,6 +349,9 @@ def report_fields(
         value_ok = 100 * correct[mask].mean()
         print(f"  {kind:<12} value {value_ok:6.2f} %   status {100 * status_ok:6.2f} %")
     figures["fields"] = {"count": args.fields, "accuracy": float(correct.mean())}
+    lengths = by_length(samples, readings)
+    figures["fields_by_length"] = lengths
+    print_by_length(lengths)
 
     print("\naccepted error vs review share (threshold on calibrated confidence):")
     print("  threshold  review %  accepted error  errors/accepted")

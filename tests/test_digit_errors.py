@@ -1,9 +1,14 @@
-"""The lone-digit error breakdown's classification (bench/digit_errors.py), without data."""
+"""How the reader benchmarks sort their fields (bench/digit_errors.py's kinds of error on lone
+digits, bench/reader.py's breakdown by length), without data."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from bench.digit_errors import error_kind
+from bench.reader import by_length, digit_count
 from grader.read import Reading
+from training.synth import FieldSample
 
 
 def test_each_wrong_reading_of_a_lone_digit_gets_its_kind() -> None:
@@ -13,3 +18,19 @@ def test_each_wrong_reading_of_a_lone_digit_gets_its_kind() -> None:
     assert error_kind("1", Reading(None, "blank", 1.0)) == "no value (blank)"
     assert error_kind("4", Reading("41", "number", 0.6)) == "extra or other characters"
     assert error_kind("5", Reading("-5", "number", 0.6)) == "extra or other characters"
+
+
+def test_fields_are_counted_by_the_digits_of_the_number_written() -> None:
+    blank = np.zeros((4, 4), dtype=np.uint8)
+    samples = [FieldSample(blank, "number", "-0.25"), FieldSample(blank, "number", "125"),
+               FieldSample(blank, "number", "7"), FieldSample(blank, "blank", "")]
+    readings = [Reading("-0.25", "number", 0.7, needs_review=True),
+                Reading("126", "number", 0.99), Reading("1", "number", 0.5, needs_review=True),
+                Reading(None, "blank", 1.0)]
+    assert digit_count("-0.25") == 3 and digit_count("7") == 1
+    rows = {row["digits"]: row for row in by_length(samples, readings)}
+    assert sorted(rows) == [1, 3]
+    assert rows[3] == {"digits": 3, "fields": 2, "exact": 1, "reviewed": 1,
+                       "reviewed_misread": 0, "accepted_misread": 1}
+    assert rows[1] == {"digits": 1, "fields": 1, "exact": 0, "reviewed": 1,
+                       "reviewed_misread": 1, "accepted_misread": 0}
