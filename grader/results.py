@@ -75,6 +75,8 @@ class PageResult:
     fields: list[FieldResult] = field(default_factory=list)
     image_path: str | None = None
     duplicate_of: str | None = None
+    # The source of the later photo of the same page that took this one's place.
+    replaced_by: str | None = None
     # What the photo was measured as, and the reader threshold that followed from it.
     px_per_mm: float | None = None
     blur_mm: float | None = None
@@ -83,6 +85,13 @@ class PageResult:
     @property
     def graded(self) -> bool:
         return self.status == "graded"
+
+    @property
+    def counts(self) -> bool:
+        """Whether the page counts now: not the same content as an earlier upload, and not
+        replaced by a later photo of the same page (both stay listed, with the page they
+        defer to)."""
+        return self.duplicate_of is None and self.replaced_by is None
 
 
 @dataclass
@@ -103,7 +112,7 @@ class ClassResults:
     roster: list[StudentRef] = field(default_factory=list)
 
     def graded_pages(self) -> list[PageResult]:
-        return [p for p in self.pages if p.graded and p.duplicate_of is None]
+        return [p for p in self.pages if p.graded and p.counts]
 
     def by_student(self) -> dict[str, list[PageResult]]:
         """Graded pages per student id (pages with no identified student are left out)."""

@@ -40,6 +40,15 @@ class BlankReader:
         return [TeacherReading(None, "blank", 0.99) for _ in crops]
 
 
+class UnsureReader(BlankReader):
+    """Reads a "7" in every box, never sure of it: every field goes to review."""
+
+    def read_batch(self, crops: Sequence[np.ndarray],
+                   capture: object = None) -> list[TeacherReading]:
+        super().read_batch(crops, capture)
+        return [TeacherReading("7", "number", 0.5, needs_review=True) for _ in crops]
+
+
 @pytest.fixture(scope="module")
 def class_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("job")
@@ -84,11 +93,20 @@ def test_a_batch_is_stored_and_every_output_written(class_photos, tmp_path: Path
 def test_same_photos_twice_are_not_counted_twice(class_photos, tmp_path: Path) -> None:
     out = tmp_path / "results"
     request = GradeRequest(class_photos["key_path"], [class_photos["photos"]], out)
-    grade_batch(request, reader=BlankReader())
-    again = grade_batch(request, reader=BlankReader())
+    first = grade_batch(request, reader=UnsureReader())
+    again = grade_batch(request, reader=UnsureReader())
     assert again.duplicates == 4 and again.replaced == 0
+    # What waits for review is the folder's queue, the duplicates' fields not counted again.
+    assert first.fields_in_review > 0 and again.fields_in_review == first.fields_in_review
     results = json.loads((out / "results.json").read_text())
     assert len([p for p in results["pages"] if p["status"] == "graded"]) == 4
+    assert results["summary"]["review"] == first.fields_in_review
+    # Every upload is listed, the second ones as duplicates of the first.
+    duplicates = [p for p in results["pages"] if p["status"] == "duplicate"]
+    assert len(duplicates) == 4 and results["summary"]["duplicates"] == 4
+    graded_sources = {p["source"] for p in results["pages"] if p["status"] == "graded"}
+    assert {p["duplicate_of"] for p in duplicates} == graded_sources
+    assert results["summary"]["pages"] == 8 and results["summary"]["errors"] == {}
 
 
 def test_a_retake_replaces_the_earlier_photo(class_photos, tmp_path: Path) -> None:
@@ -103,6 +121,11 @@ def test_a_retake_replaces_the_earlier_photo(class_photos, tmp_path: Path) -> No
     sources = [p["source"] for p in results["pages"] if p["status"] == "graded"]
     assert len(sources) == 4 and any(str(class_photos["retakes"]) in s or retake.name in s
                                      for s in sources)
+    # The earlier photo is still listed, with the one that took its place.
+    replaced = [p for p in results["pages"] if p["status"] == "replaced"]
+    assert len(replaced) == 1 and results["summary"]["replaced"] == 1
+    assert replaced[0]["replaced_by"] in sources and str(retake) in replaced[0]["replaced_by"]
+    assert "replaced by a later photo" in (out / "report.html").read_text()
 
 
 def test_missing_and_broken_inputs_are_reported_not_dropped(class_photos, tmp_path: Path) -> None:

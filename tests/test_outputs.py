@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,6 +106,11 @@ def class_results(tmp_path: Path) -> ClassResults:
                    message="The photo is blurred: hold the phone still and retake it."),
         PageResult(source="amina_p1_again.jpg", status="graded", duplicate_of="amina_p1.jpg",
                    sha256="ab" * 32),
+        # An earlier photo of Sam's page, retaken: listed, never counted.
+        replace(page("sam_p1_dark.jpg", SAM, 1, [
+            fld("q1.a", "review", "8", "3", 0.0, reason="low confidence"),
+            fld("q1.b", "incorrect", "1", "8", 0.0),
+        ], variant=3), replaced_by="sam_p1.jpg"),
         page("sam_p1.jpg", SAM, 1, [
             fld("q1.a", "correct", "3", "3", 2.0),
             fld("q1.b", "correct", "8", "8", 2.0),
@@ -149,9 +155,10 @@ def test_results_json_follows_the_contract(written):
     assert (doc["worksheet_id"], doc["title"]) == ("F21C0F01", TITLE)
     assert doc["generated"] == "2026-03-02T09:30:00+00:00"
     summary = doc["summary"]
-    assert summary["students"] == 3 and summary["pages"] == 8 and summary["graded"] == 6
+    assert summary["students"] == 3 and summary["pages"] == 9 and summary["graded"] == 6
     assert summary["errors"] == {"too_blurred": 1}
     assert summary["fields"] == 12 and summary["review"] == 1 and summary["duplicates"] == 1
+    assert summary["replaced"] == 1
     by_source = {p["source"]: p for p in doc["pages"]}
     assert [p["source"] for p in doc["pages"]][:3] == ["amina_p1.jpg", "amina_p2.jpg",
                                                        "jose_p1.jpg"]
@@ -159,6 +166,9 @@ def test_results_json_follows_the_contract(written):
     assert "fields" not in by_source["blurry.jpg"]
     assert by_source["amina_p1_again.jpg"]["status"] == "duplicate"
     assert by_source["amina_p1_again.jpg"]["duplicate_of"] == "amina_p1.jpg"
+    assert by_source["sam_p1_dark.jpg"]["status"] == "replaced"
+    assert by_source["sam_p1_dark.jpg"]["replaced_by"] == "sam_p1.jpg"
+    assert "fields" not in by_source["sam_p1_dark.jpg"]
     graded = by_source["amina_p2.jpg"]
     assert graded["status"] == "graded"
     assert (graded["pdf_page"], graded["variant"], graded["page_number"]) == (1, 0, 2)
@@ -336,6 +346,9 @@ def test_report_is_self_contained_and_has_the_numbers(written):
     assert "sign ×2" in html and "digit_swap ×1" in html and "carried ×1" in html
     assert "-4 ×1" in html and "too_blurred" in html and "blurred: hold the phone" in html
     assert "Fields waiting for review</th><td>1<" in html
+    assert "Pages replaced by a later photo</th><td>1<" in html
+    assert "replaced by a later photo of the same page, sam_p1.jpg" in html
+    assert "same as amina_p1.jpg; counted once" in html
     assert "Li, Wei" in html and "nobody.jpg" in html
     # The page with a field in review, and how its photo measured.
     assert re.search(r"jose_p1\.jpg</td><td>[^<]+</td><td>1</td><td>4\.2 px/mm</td>"

@@ -287,6 +287,14 @@ def test_retake_replaces_the_page_and_keeps_history(keyed: Store) -> None:
     assert back.duplicate_of == old.page_id
     assert [p.sha256 for p in keyed.snapshot(WORKSHEET).pages] == [sha(2), sha(3)]
     assert keyed.get_page(other.page_id).current
+    # With its history the snapshot lists every page, each marked with the one it defers to.
+    every = keyed.snapshot(WORKSHEET, with_history=True)
+    assert [p.sha256 for p in every.pages] == [sha(1), sha(2), sha(3), sha(1)]
+    old_page, _, new_page, back_page = every.pages
+    assert old_page.replaced_by == new_page.source and old_page.duplicate_of is None
+    assert back_page.duplicate_of == old_page.source and back_page.replaced_by is None
+    assert [p.counts for p in every.pages] == [False, True, True, False]
+    assert every.graded_pages() == keyed.snapshot(WORKSHEET).graded_pages()
 
 
 def test_error_pages_are_kept(keyed: Store) -> None:

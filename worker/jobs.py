@@ -255,8 +255,9 @@ def grade_batch(
             summary.duplicates += saved.duplicate_of is not None
             summary.replaced += len(saved.superseded)
         store.finish_batch(batch)
-        snapshot = store.snapshot(key["worksheet_id"])
+        snapshot = store.snapshot(key["worksheet_id"], with_history=True)
     summary.students = len(snapshot.by_student())
+    count_reviews(summary, snapshot)
     summary.outputs = write_all(snapshot, request.out_dir, request.gradebook_format,
                                 page_size_mm=tuple(key["paper"]["size_mm"]))
     summary.seconds = time.perf_counter() - started
@@ -274,13 +275,20 @@ def store_original(store: Store, path: Path) -> int:
 def count(summary: GradeSummary, result: PageResult) -> None:
     if result.graded:
         summary.graded += 1
-        summary.fields_in_review += sum(f.verdict == "review" for f in result.fields)
-        summary.fields_credited += sum(f.reader_unsure and f.verdict == "correct"
-                                       for f in result.fields)
-        summary.identity_reviews += result.identity_review
     else:
         summary.errors[result.status] += 1
         summary.error_pages.append((result.source, result.message))
+
+
+def count_reviews(summary: GradeSummary, results: ClassResults) -> None:
+    """What waits for a teacher in the results folder: only pages that count (a duplicate's
+    fields are its original's), and pages of earlier batches too, as `papergrade review`
+    walks them all."""
+    pages = results.graded_pages()
+    summary.fields_in_review = len(results.review_queue())
+    summary.fields_credited = sum(f.reader_unsure and f.verdict == "correct"
+                                  for p in pages for f in p.fields)
+    summary.identity_reviews = sum(p.identity_review for p in pages)
 
 
 def regenerate_outputs(out_dir: Path, worksheet_id: str | None = None,
@@ -290,7 +298,7 @@ def regenerate_outputs(out_dir: Path, worksheet_id: str | None = None,
     with open_store(database_url, out_dir) as store:
         if worksheet_id is None:
             worksheet_id = store.list_worksheets()[-1][0]
-        snapshot = store.snapshot(worksheet_id)
+        snapshot = store.snapshot(worksheet_id, with_history=True)
         key = store.get_key(worksheet_id)
     write_all(snapshot, out_dir, gradebook_format, page_size_mm=tuple(key["paper"]["size_mm"]))
     return snapshot

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from grader.outputs.common import atomic_write_text, fmt_percent, fmt_points
-from grader.outputs.results_json import page_status
+from grader.outputs.results_json import page_note, page_status
 from grader.outputs.sheets import (
     StudentSheet,
     build_sheets,
@@ -162,8 +162,9 @@ def summary_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
     scored = [s for s in sheets if s.identified and s.total is not None]
     points = score_stats([s.total for s in scored if s.total is not None])
     pcts = score_stats([p for s in scored if (p := percent(s.total, maximum)) is not None])
-    errors = [p for p in results.pages if not p.graded and p.duplicate_of is None]
+    errors = [p for p in results.pages if not p.graded and p.counts]
     duplicates = [p for p in results.pages if p.duplicate_of is not None]
+    replaced = [p for p in results.pages if p.replaced_by is not None]
     review = results.review_queue()
     missing = [s for s in sheets if s.in_roster and not s.pages]
     unidentified = [s for s in sheets if not s.identified]
@@ -182,7 +183,8 @@ def summary_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
         ["Pages received", str(len(results.pages))],
         ["Pages graded", str(len(results.graded_pages()))],
         ["Pages with errors", str(len(errors))],
-        ["Duplicate pages", str(len(duplicates))],
+        ["Duplicate pages (counted once)", str(len(duplicates))],
+        ["Pages replaced by a later photo", str(len(replaced))],
         ["Fields waiting for review", str(len(review))],
     ]
     body = "".join(f'<tr><th scope="row">{escape(k)}</th><td>{v}</td></tr>' for k, v in rows)
@@ -211,12 +213,10 @@ PHOTO_CAPTION = ("Pages with fields in review, and how their photo measured (res
 
 
 def problems_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
-    error_counts = Counter(page_status(p) for p in results.pages
-                           if not p.graded or p.duplicate_of is not None)
+    not_counted = [p for p in results.pages if not p.graded or not p.counts]
+    error_counts = Counter(page_status(p) for p in not_counted)
     error_rows = [[escape(p.source), f"<code>{escape(page_status(p))}</code>",
-                   escape(p.message if p.duplicate_of is None
-                          else f"same as {p.duplicate_of}")]
-                  for p in results.pages if not p.graded or p.duplicate_of is not None]
+                   escape(page_note(p))] for p in not_counted]
     count_rows = [[f"<code>{escape(code)}</code>", str(n)]
                   for code, n in _most_common(error_counts)]
     review_rows = [[escape(p.student.name if p.student else "unidentified"),
@@ -230,8 +230,9 @@ def problems_section(results: ClassResults, sheets: list[StudentSheet]) -> str:
                          for s in sheets if not s.identified]
     return (
         '<section id="problems"><h2>Pages and fields that need attention</h2>'
-        + _table("Pages not graded, by reason", ["Status", "Pages"], count_rows)
-        + _table("Pages not graded", ["Source", "Status", "Message"], error_rows)
+        + _table("Pages not graded or not counted, by reason", ["Status", "Pages"], count_rows)
+        + _table("Pages not graded or not counted", ["Source", "Status", "Message"],
+                 error_rows)
         + _table("Fields waiting for review",
                  ["Student", "Page", "Field", "Read", "Confidence", "Reason"], review_rows)
         + _table(PHOTO_CAPTION, ["Source", "Student", "In review", "Resolution", "Blur",

@@ -18,11 +18,23 @@ from grader.outputs.sheets import StudentSheet, build_sheets, max_points, percen
 from grader.results import RESULTS_SCHEMA, ClassResults, FieldResult, PageResult
 
 DUPLICATE = "duplicate"
+REPLACED = "replaced"
 
 
 def page_status(page: PageResult) -> str:
-    """The status as results.json reports it: duplicates get their own status."""
-    return DUPLICATE if page.duplicate_of is not None else page.status
+    """The status as results.json reports it: pages that no longer count get their own."""
+    if page.duplicate_of is not None:
+        return DUPLICATE
+    return REPLACED if page.replaced_by is not None else page.status
+
+
+def page_note(page: PageResult) -> str:
+    """What a teacher is told about a page that is not graded or no longer counts."""
+    if page.duplicate_of is not None:
+        return f"same as {page.duplicate_of}; counted once"
+    if page.replaced_by is not None:
+        return f"replaced by a later photo of the same page, {page.replaced_by}"
+    return page.message
 
 
 def field_record(f: FieldResult) -> dict[str, Any]:
@@ -59,6 +71,9 @@ def page_record(page: PageResult) -> dict[str, Any]:
     if page.duplicate_of is not None:
         record["duplicate_of"] = page.duplicate_of
         return record
+    if page.replaced_by is not None:
+        record["replaced_by"] = page.replaced_by
+        return record
     if not page.graded:
         return record
     student = page.student
@@ -86,9 +101,7 @@ def page_record(page: PageResult) -> dict[str, Any]:
 
 
 def summary(results: ClassResults, sheets: list[StudentSheet]) -> dict[str, Any]:
-    errors = Counter(
-        p.status for p in results.pages if not p.graded and p.duplicate_of is None
-    )
+    errors = Counter(p.status for p in results.pages if not p.graded and p.counts)
     graded = results.graded_pages()
     return {
         "students": sum(1 for s in sheets if s.identified and s.pages),
@@ -98,6 +111,7 @@ def summary(results: ClassResults, sheets: list[StudentSheet]) -> dict[str, Any]
         "pages": len(results.pages),
         "graded": len(graded),
         "duplicates": sum(1 for p in results.pages if p.duplicate_of is not None),
+        "replaced": sum(1 for p in results.pages if p.replaced_by is not None),
         "errors": dict(sorted(errors.items())),
         "fields": sum(len(p.fields) for p in graded),
         "review": len(results.review_queue()),

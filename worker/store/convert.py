@@ -86,8 +86,11 @@ def field_result(row: FieldReading) -> FieldResult:
     )
 
 
-def page_result(row: Page, duplicate_source: str | None = None) -> PageResult:
-    """The PageResult of a row; ``duplicate_of`` names the earlier page's source, if any."""
+def page_result(
+    row: Page, duplicate_source: str | None = None, replacing_source: str | None = None
+) -> PageResult:
+    """The PageResult of a row; ``duplicate_of`` names the earlier page's source, if any, and
+    ``replaced_by`` the later photo's that took its place."""
     student = None
     if row.student_id is not None:
         student = StudentRef(student_id=row.student_id, name=row.student_name or "")
@@ -106,6 +109,7 @@ def page_result(row: Page, duplicate_source: str | None = None) -> PageResult:
         fields=[field_result(f) for f in row.fields],
         image_path=row.image_path,
         duplicate_of=duplicate_source,
+        replaced_by=replacing_source,
         px_per_mm=row.px_per_mm,
         blur_mm=row.blur_mm,
         review_threshold=row.review_threshold,

@@ -276,15 +276,22 @@ class Store:
             _worksheet(s, worksheet_id)
             return _current_pages(s, worksheet_id)
 
-    def snapshot(self, worksheet_id: str) -> ClassResults:
-        """Everything that counts now for one worksheet, as the results model."""
+    def snapshot(self, worksheet_id: str, with_history: bool = False) -> ClassResults:
+        """Everything that counts now for one worksheet, as the results model.
+
+        ``with_history``: every page ever stored for it, oldest first, the ones that no longer
+        count marked with the page they defer to (``duplicate_of``, ``replaced_by``): the
+        outputs list every page a teacher uploaded, and count only the current ones.
+        """
         with self._read() as s:
             sheet = _worksheet(s, worksheet_id)
+            pages = (_pages_where(s, Page.worksheet_id == worksheet_id) if with_history
+                     else _pages_where(s, *_is_current(worksheet_id)))
             return ClassResults(
                 worksheet_id=worksheet_id,
                 title=sheet.title,
                 exercises=_exercises(sheet.key),
-                pages=[p.page for p in _current_pages(s, worksheet_id)],
+                pages=[_stored(s, row).page for row in pages],
                 roster=_roster(s, worksheet_id),
             )
 
@@ -572,14 +579,15 @@ def _page(s: Session, page_id: int) -> Page:
 
 
 def _stored(s: Session, row: Page) -> StoredPage:
-    source = None
-    if row.duplicate_of_id is not None:
-        source = _get(s, Page, row.duplicate_of_id).source
+    def source_of(page_id: int | None) -> str | None:
+        return None if page_id is None else _get(s, Page, page_id).source
+
     return StoredPage(
         page_id=row.id, upload_id=row.upload_id, batch_id=row.batch_id,
         worksheet_id=row.worksheet_id, page_index=row.page_index, created_at=row.created_at,
         superseded_by=row.superseded_by_id, duplicate_of=row.duplicate_of_id,
-        page=convert.page_result(row, source),
+        page=convert.page_result(row, source_of(row.duplicate_of_id),
+                                 source_of(row.superseded_by_id)),
     )
 
 
