@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from worksheets.build import worksheet_id_for
-from worksheets.errors import SpecError
+from worksheets.errors import KeyFileError, SpecError
+from worksheets.key import load_key
 from worksheets.spec import load_roster, load_spec, parse_spec, spec_json_schema
 
 
@@ -82,6 +83,26 @@ def test_roster_reads_students_and_rejects_duplicates(tmp_path: Path) -> None:
     headerless.write_text("1,Ada\n")
     with pytest.raises(SpecError, match="student_id,name"):
         load_roster(headerless)
+
+
+def test_rosters_as_excel_saves_them_are_read(tmp_path: Path) -> None:
+    """Windows-1252 with semicolons (Excel in a decimal-comma locale), UTF-8 with a BOM."""
+    ansi = tmp_path / "ansi.csv"
+    ansi.write_bytes("student_id;name\r\n7;José Núñez\r\n8;\"Ørsted; Hans\"\r\n".encode("cp1252"))
+    assert [(s.student_id, s.name) for s in load_roster(ansi)] == [
+        ("7", "José Núñez"), ("8", "Ørsted; Hans")]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("student_id,name\n9,\"Chen, Wei\"\n".encode("utf-8-sig"))
+    assert [(s.student_id, s.name) for s in load_roster(bom)] == [("9", "Chen, Wei")]
+
+
+def test_binary_files_given_as_spec_or_key_get_a_clear_error(tmp_path: Path) -> None:
+    photo = tmp_path / "IMG_0412.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\xff\xfe")
+    with pytest.raises(SpecError, match=r"IMG_0412\.jpg is not a text file"):
+        load_spec(photo)
+    with pytest.raises(KeyFileError, match=r"IMG_0412\.jpg is not a key\.json"):
+        load_key(photo)
 
 
 def test_json_schema_is_exported() -> None:

@@ -116,6 +116,11 @@ def load_key(path: Path) -> dict[str, Any]:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise KeyFileError(f"{path} is not valid JSON ({exc}); reprint to regenerate it") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(
+            f"{path} is not a key.json (not text: a photo or PDF given as --key?); use the "
+            "key.json written by 'papergrade print' alongside the PDF"
+        ) from None
     if not isinstance(key, dict) or key.get("schema") != KEY_SCHEMA:
         found = key.get("schema") if isinstance(key, dict) else None
         raise KeyFileError(

@@ -7,6 +7,7 @@ that names the field and says what is wrong, so the CLI never shows a traceback.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -118,6 +119,10 @@ def load_spec(path: str | Path) -> WorksheetSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(
+            f"{path} is not a text file; a worksheet spec is YAML text (see examples/)"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -125,14 +130,30 @@ def load_spec(path: str | Path) -> WorksheetSpec:
     return parse_spec(raw, str(path))
 
 
+def roster_text(data: bytes) -> str:
+    """A roster file's text: UTF-8 (with or without a byte-order mark), else Windows-1252,
+    which is how Excel on Windows saves "CSV (Comma delimited)" in Western locales."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def roster_delimiter(text: str) -> str:
+    """``;`` where the header row uses it and no comma (Excel's CSV in locales that write
+    decimal commas), else ``,``."""
+    header = text.splitlines()[0] if text else ""
+    return ";" if ";" in header and "," not in header else ","
+
+
 def load_roster(path: str | Path) -> list[Student]:
     """Students from a CSV with a header row ``student_id,name``."""
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
+        text = roster_text(path.read_bytes())
     except OSError as exc:
         raise SpecError(f"cannot read roster {path}: {exc.strerror}") from None
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=roster_delimiter(text)))
     if not rows or not {"student_id", "name"} <= set(rows[0]):
         raise SpecError(f"{path}: the roster needs a header row 'student_id,name'")
     students: list[Student] = []
