@@ -103,6 +103,10 @@ def test_binary_files_given_as_spec_or_key_get_a_clear_error(tmp_path: Path) -> 
         load_spec(photo)
     with pytest.raises(KeyFileError, match=r"IMG_0412\.jpg is not a key\.json"):
         load_key(photo)
+    cut = tmp_path / "key.json"
+    cut.write_text('{"schema": "papergrade.key/1", "worksheet_id": "48E5A9FD", "pages": {}}')
+    with pytest.raises(KeyFileError, match="lacks paper, variants, pages"):
+        load_key(cut)
 
 
 def test_json_schema_is_exported() -> None:

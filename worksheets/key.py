@@ -127,4 +127,14 @@ def load_key(path: Path) -> dict[str, Any]:
             f"{path}: unknown key schema {found!r} (this version reads {KEY_SCHEMA}); "
             "use the key.json written by 'papergrade print' alongside the PDF"
         )
+    missing = [name for name, kind in KEY_PARTS.items() if not isinstance(key.get(name), kind)]
+    if missing:
+        raise KeyFileError(
+            f"{path}: the key lacks {', '.join(missing)} (edited or cut short?); use the "
+            "key.json written by 'papergrade print' alongside the PDF"
+        )
     return key
+
+
+# What grading reads from a key before anything else; the rest is checked where it is used.
+KEY_PARTS: dict[str, type] = {"worksheet_id": str, "paper": dict, "variants": list, "pages": list}
