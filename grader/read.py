@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,6 +199,49 @@ def _reading_window(ink: np.ndarray, view: View = VIEWS[0]) -> tuple[int, int, i
         left = max(0, left - extra // 2)
         right = min(w, right + extra - extra // 2)
     return left, top, right, bottom
+
+
+# A "no answer" reading is doubted when the box holds an upright stroke away from its sides:
+# taller than this share of the crop, at most this wide for its height, its centre at least
+# this far (as a share of the crop height: 0.25 is 4 mm, 2 mm inside the box) from both
+# ends of the crop, in ink at least this dark.
+STROKE_MIN_HEIGHT = 0.3
+STROKE_MAX_ASPECT = 0.35
+STROKE_SIDE_MARGIN = 0.25
+STROKE_INK = 0.5
+# The confidence such a reading keeps at most: below every threshold the reader uses.
+DOUBTED_EMPTY_CONFIDENCE = 0.5
+
+
+def upright_stroke(ink: np.ndarray) -> bool:
+    """Whether cleaned ink (see :func:`clean_ink`) holds a written upright stroke, such as a
+    "1", in the box and clear of its sides.
+
+    The framing cuts every field to its ink, so the network sees a lone "1" and a piece of
+    the box's side left after line removal as the same centred bar; it has called clean
+    "1"s blank with full confidence.  Where the bar stood tells them apart: the box's sides
+    lie 2 mm from the crop's ends, and what is left of them stays within a millimetre or so
+    of there, while a stroke in the middle of the box is writing.
+    """
+    h, w = ink.shape
+    mask = (ink > STROKE_INK).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    margin = STROKE_SIDE_MARGIN * h
+    for i in range(1, n):
+        x, _, cw, ch = (int(v) for v in stats[i, :4])
+        centre = x + cw / 2
+        if (ch >= STROKE_MIN_HEIGHT * h and cw <= STROKE_MAX_ASPECT * ch
+                and margin <= centre <= w - margin):
+            return True
+    return False
+
+
+def doubt_empty_reading(reading: Reading, ink: np.ndarray) -> Reading:
+    """``reading``, sent to review when it says blank or smudge over a written stroke."""
+    if reading.text is not None or reading.status == "crossed_out" or not upright_stroke(ink):
+        return reading
+    return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
+                   needs_review=True)
 
 
 def clean_ink(image: np.ndarray) -> np.ndarray:
@@ -579,10 +622,15 @@ class Reader:
         self, crops: Sequence[np.ndarray], views: Sequence[View] = VIEWS[:1]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Network outputs per view: ``(V, N, T, C)`` CTC and ``(V, N, 4)`` status logits."""
-        inks = [clean_ink(c) for c in crops]
+        return self.logits_of_inks([clean_ink(c) for c in crops], views)
+
+    def logits_of_inks(
+        self, inks: Sequence[np.ndarray], views: Sequence[View] = VIEWS[:1]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`logits` of crops already cleaned (see :func:`clean_ink`)."""
         framed = np.stack([frame_ink(ink, view) for view in views for ink in inks])
         ctc, status = self.network((framed[:, None, :, :] - self.mean) / self.std)
-        n = len(crops)
+        n = len(inks)
         return ctc.reshape(len(views), n, *ctc.shape[1:]), status.reshape(len(views), n, -1)
 
     def network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -610,12 +658,16 @@ class Reader:
         from one page measured as ``capture`` when given (see :meth:`threshold_for`)."""
         if len(crops) == 0:
             return []
-        ctc, status = self.logits(crops, self.views)
+        inks = [clean_ink(c) for c in crops]
+        ctc, status = self.logits_of_inks(inks, self.views)
         threshold = self.threshold_for(capture)
         return [
-            decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
-                   self.status_temperature, threshold)
-            for i in range(len(crops))
+            doubt_empty_reading(
+                decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
+                       self.status_temperature, threshold),
+                ink,
+            )
+            for i, ink in enumerate(inks)
         ]
 
     def read(self, crop: np.ndarray) -> Reading:

@@ -261,6 +261,40 @@ def test_fields_without_an_answer(reader: rd.Reader, kind: str) -> None:
     assert sum(r.status in accepted for r in readings) >= 4, [r.status for r in readings]
 
 
+def box_crop(*strokes: tuple[int, int, int, int]) -> np.ndarray:
+    """A 160 x 360 crop of an empty box (sides 20 px in), with dark ``strokes`` drawn."""
+    crop = np.full((160, 360), 228, np.uint8)
+    for x0, y0, x1, y1 in strokes:
+        cv2.line(crop, (x0, y0), (x1, y1), 45, 7)
+    return crop
+
+
+def test_an_upright_stroke_in_the_box_is_writing_but_what_is_left_of_a_side_is_not() -> None:
+    def stroke(*lines: tuple[int, int, int, int]) -> bool:
+        return rd.upright_stroke(rd.clean_ink(box_crop(*lines)))
+
+    assert stroke((180, 50, 176, 115))  # a "1" in the middle of the box
+    assert stroke((70, 45, 66, 110))  # a "1" written at the left, 5 mm into the box
+    assert not stroke()
+    assert not stroke((22, 40, 22, 100), (338, 60, 338, 130))  # pieces of the sides
+    assert not stroke((150, 80, 210, 80))  # a dash lies flat
+    assert not stroke((170, 75, 172, 92))  # a speck of pencil is too short
+
+
+def test_no_answer_over_a_written_stroke_goes_to_review() -> None:
+    one = rd.clean_ink(box_crop((180, 50, 176, 115)))
+    empty = rd.clean_ink(box_crop())
+    blank = rd.Reading(None, "blank", 0.999)
+    doubted = rd.doubt_empty_reading(blank, one)
+    assert doubted.needs_review and doubted.confidence == rd.DOUBTED_EMPTY_CONFIDENCE
+    assert doubted.text is None and doubted.status == "blank"
+    assert rd.doubt_empty_reading(blank, empty) == blank
+    read = rd.Reading("1", "number", 0.99)
+    assert rd.doubt_empty_reading(read, one) == read
+    crossed = rd.Reading(None, "crossed_out", 0.97)
+    assert rd.doubt_empty_reading(crossed, one) == crossed
+
+
 def test_a_plain_white_crop_is_blank_and_sure(reader: rd.Reader) -> None:
     reading = reader.read(np.full((160, 360), 235, np.uint8))
     assert reading.text is None and reading.status == "blank"
