@@ -228,9 +228,13 @@ def diagnose_unlocated(
             f"{source}: the photo is too dark to find the sheet; take it again in brighter light"
         )
     if p2 > 150 and p50 > 240:
+        # A blank page of a scanned stack (the back of a sheet scanned double-sided, with
+        # the front showing through faintly) measures the same: say so, or a teacher hunts
+        # for a flash that never fired.
         return Overexposed(
             f"{source}: the photo is overexposed, the print is washed out; avoid the flash and "
-            "direct light, and take it again"
+            "direct light, and take it again (if this is a blank page of a scan, such as the "
+            "back of a sheet scanned double-sided, nothing is lost: it can be ignored)"
         )
     if not hits and _looks_blurred(small, best_px_per_mm / scale_a):
         return TooBlurred(

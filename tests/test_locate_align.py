@@ -349,6 +349,18 @@ def test_overexposed_page_is_refused(printed) -> None:
         align_page(washed, index)
 
 
+def test_a_blank_back_page_of_a_duplex_scan_is_said_to_be_one(printed) -> None:
+    """Nearly white with the front's print showing through: no flash to blame, nothing lost."""
+    index, _, _ = printed
+    rng = np.random.default_rng(0)
+    back = np.clip(rng.normal(247, 2, (1754, 1240)), 0, 255).astype(np.uint8)
+    for y in range(200, 1500, 60):
+        cv2.putText(back, "the front of the sheet, seen through", (100, y), 0, 1.2, 222, 2)
+    with pytest.raises(Overexposed) as info:
+        align_page(back, index)
+    assert "back of a sheet scanned double-sided" in info.value.message
+
+
 def test_low_resolution_page_is_refused(printed) -> None:
     index, rasters, _ = printed
     image, _ = place(rasters[0], 0.0, scale=1.25 / PPM * 1.0)  # 1.25 px/mm
