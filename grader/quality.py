@@ -221,7 +221,8 @@ def diagnose_unlocated(
     if p999 - p1 < 12:
         return MarkersMissing(
             f"{source}: no worksheet is visible in this image; photograph the whole sheet with "
-            "all eight black corner and edge squares in view"
+            "all eight black corner and edge squares in view (if this is a blank page, such as "
+            "the back of a sheet scanned double-sided, it can be ignored)"
         )
     if p99 < MIN_PAPER_LEVEL:
         return TooDark(

@@ -359,6 +359,10 @@ def test_a_blank_back_page_of_a_duplex_scan_is_said_to_be_one(printed) -> None:
     with pytest.raises(Overexposed) as info:
         align_page(back, index)
     assert "back of a sheet scanned double-sided" in info.value.message
+    with pytest.raises(MarkersMissing) as plain:
+        align_page(np.full((1754, 1240), 255, np.uint8), index)  # a blank page of a PDF
+    assert "no worksheet is visible" in plain.value.message
+    assert "back of a sheet scanned double-sided" in plain.value.message
 
 
 def test_low_resolution_page_is_refused(printed) -> None:
