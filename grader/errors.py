@@ -50,6 +50,10 @@ class UnknownWorksheet(PageError):
     code = "unknown_worksheet"
 
 
+class AnswerKeyPage(PageError):
+    code = "answer_key_page"
+
+
 class AlignmentUncertain(PageError):
     code = "alignment_uncertain"
 

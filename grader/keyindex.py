@@ -142,8 +142,11 @@ class KeyIndex:
         this key (see :func:`grader.locate.read_qr`).
         """
         if self._qr_modules is None:
-            self._qr_modules = {p.entry["qr"]["payload"]: encode_modules(p.entry["qr"]["payload"])
-                                for p in self.pages.values()}
+            payloads = [p.entry["qr"]["payload"] for p in self.pages.values()]
+            # The answer key's pages too: a blurred key page must be known as one, not taken
+            # for the student's page whose code differs from it in a few modules.
+            payloads += [p.identity.of_answer_key().payload() for p in self.pages.values()]
+            self._qr_modules = {text: encode_modules(text) for text in payloads}
         return self._qr_modules
 
     def lookup(self, identity: PageIdentity) -> KeyPage | None:

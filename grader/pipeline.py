@@ -46,7 +46,13 @@ from grader.align import (
     unplaced,
     untrusted,
 )
-from grader.errors import MarkersMissing, Overexposed, QrUnreadable, UnknownWorksheet
+from grader.errors import (
+    AnswerKeyPage,
+    MarkersMissing,
+    Overexposed,
+    QrUnreadable,
+    UnknownWorksheet,
+)
 from grader.extract import extract_crop, review_view
 from grader.keyindex import KeyIndex, KeyPage
 from grader.locate import (
@@ -228,7 +234,8 @@ def with_missing_markers(
 def read_identity(
     gray: np.ndarray, fit: PageFit, qr_rect: quality.Rect, key_index: KeyIndex, source: str
 ) -> tuple[PageIdentity, str | None]:
-    """Which worksheet page this is, from the QR; raises QrUnreadable or UnknownWorksheet."""
+    """Which worksheet page this is, from the QR; raises QrUnreadable, UnknownWorksheet or
+    AnswerKeyPage (the teacher's copy with the answers printed in)."""
     # The markers' residuals say how the sheet bends near the QR; follow them there.
     centre = np.array([qr_rect[0] + qr_rect[2] / 2, qr_rect[1] + qr_rect[3] / 2])
     correction = predict(centre, marker_anchors(fit, key_index.geometry.markers))
@@ -252,6 +259,12 @@ def read_identity(
         raise UnknownWorksheet(
             f"{source}: the QR code ({text[:40]!r}) is not from a Papergrade worksheet; "
             "grade only sheets printed with 'papergrade print'"
+        )
+    if identity.answer_key:
+        raise AnswerKeyPage(
+            f"{source}: this is page {identity.page_number} of the answer key (copy "
+            f"{identity.variant + 1}), not a student's sheet; it is not graded, so leave the "
+            "answer key out of the uploads"
         )
     return identity, text
 

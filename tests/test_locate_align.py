@@ -40,6 +40,7 @@ from grader.align import (
     untrusted,
 )
 from grader.errors import (
+    AnswerKeyPage,
     LowResolution,
     MarkersMissing,
     Overexposed,
@@ -347,6 +348,21 @@ def test_overexposed_page_is_refused(printed) -> None:
     washed = np.clip(image.astype(np.float32) * 0.35 + 190, 0, 255).astype(np.uint8)
     with pytest.raises(Overexposed):
         align_page(washed, index)
+
+
+def test_a_page_of_the_answer_key_is_refused_not_graded(printed) -> None:
+    """Scanned with the class's sheets, the key would take the student's slot with full marks."""
+    index, _, folder = printed
+    (folder / "key-rasters").mkdir(exist_ok=True)
+    key_rasters = rasterize(folder / "answer-key.pdf", DPI, folder / "key-rasters")
+    image, _ = place(key_rasters[1], 12.0)
+    with pytest.raises(AnswerKeyPage, match=r"page 2 of the answer key \(copy 1\)"):
+        align_page(image, index)
+    # A QR too blurred to decode is matched among the payloads the key expects, the answer
+    # key's own among them, and is still known for what it is.
+    blurred = cv2.GaussianBlur(key_rasters[1], (0, 0), 3.0)
+    with pytest.raises(AnswerKeyPage):
+        align_page(blurred, index)
 
 
 def test_a_blank_back_page_of_a_duplex_scan_is_said_to_be_one(printed) -> None:

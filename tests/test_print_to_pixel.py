@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.print_support import all_boxes, edge_offsets_mm, rasterize, spec_with_every_family
-from worksheets.marks import aruco_dictionary, parse_payload
+from worksheets.marks import PageIdentity, aruco_dictionary, parse_payload
 from worksheets.publish import publish
 from worksheets.spec import Student
 
@@ -114,3 +114,14 @@ def test_answer_boxes_are_big_enough_for_handwriting(printed) -> None:
         for page in key["pages"]:
             for _box_id, (_x, _y, w, h) in all_boxes(page):
                 assert h >= 9.0 and w >= 9.0
+
+
+def test_student_and_answer_key_payloads_differ_and_round_trip() -> None:
+    page = PageIdentity("48E5A9FD", 3, 2)
+    key_page = page.of_answer_key()
+    assert page.payload() == "PG1:48E5A9FD:V0003:P2:" + page.payload()[-1]
+    assert ":V0003:K2:" in key_page.payload() and key_page.payload() != page.payload()
+    assert parse_payload(page.payload()) == page and not page.answer_key
+    assert parse_payload(key_page.payload()) == key_page and key_page.answer_key
+    # A K for a P (or back) without its own check character is a misread, not a page.
+    assert parse_payload(page.payload().replace(":P2:", ":K2:")) is None

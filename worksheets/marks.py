@@ -20,7 +20,8 @@ QR_PREFIX = "PG1"
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Upper-case letters, digits and ':' keep the payload in QR alphanumeric mode: a smaller code
 # that phones at an angle still read.
-_PAYLOAD_RE = re.compile(r"^PG1:([0-9A-F]{8}):V(\d{4,5}):P(\d{1,2}):([0-9A-Z])$")
+# The page part is "P<n>" on a student's sheet and "K<n>" on the answer key's copy of it.
+_PAYLOAD_RE = re.compile(r"^PG1:([0-9A-F]{8}):V(\d{4,5}):([PK])(\d{1,2}):([0-9A-Z])$")
 
 
 def aruco_dictionary() -> cv2.aruco.Dictionary:
@@ -43,15 +44,22 @@ def check_character(body: str) -> str:
 
 @dataclass(frozen=True)
 class PageIdentity:
-    """What a page's QR says: which worksheet, which variant (student or copy) and page."""
+    """What a page's QR says: which worksheet, which variant (student or copy) and page, and
+    whether it is that page of the answer key (printed with the answers, never graded)."""
 
     worksheet_id: str
     variant: int
     page_number: int
+    answer_key: bool = False
 
     def payload(self) -> str:
-        body = f"{QR_PREFIX}:{self.worksheet_id}:V{self.variant:04d}:P{self.page_number}"
+        kind = "K" if self.answer_key else "P"
+        body = f"{QR_PREFIX}:{self.worksheet_id}:V{self.variant:04d}:{kind}{self.page_number}"
         return f"{body}:{check_character(body)}"
+
+    def of_answer_key(self) -> PageIdentity:
+        """The same page as the answer key prints it."""
+        return PageIdentity(self.worksheet_id, self.variant, self.page_number, answer_key=True)
 
 
 def parse_payload(text: str) -> PageIdentity | None:
@@ -60,6 +68,7 @@ def parse_payload(text: str) -> PageIdentity | None:
     if match is None:
         return None
     body = text.strip()[:-2]
-    if check_character(body) != match.group(4):
+    if check_character(body) != match.group(5):
         return None
-    return PageIdentity(match.group(1), int(match.group(2)), int(match.group(3)))
+    return PageIdentity(match.group(1), int(match.group(2)), int(match.group(4)),
+                        answer_key=match.group(3) == "K")

@@ -9,7 +9,7 @@ from pathlib import Path
 from worksheets.build import ClassSet, build_class_set
 from worksheets.errors import SpecError
 from worksheets.key import write_key
-from worksheets.layout import PageLayout, TextOp
+from worksheets.layout import CONTENT_LEFT_MM, PageLayout, QrOp, TextOp
 from worksheets.render import render_pdf
 from worksheets.spec import Student, WorksheetSpec
 
@@ -24,13 +24,25 @@ class PrintedSet:
 
 
 def with_answers(page: PageLayout, answers: dict[str, str]) -> PageLayout:
-    """A copy of the page with each expected answer printed inside its box (the teacher's key)."""
+    """A copy of the page with each expected answer printed inside its box (the teacher's key).
+
+    Its QR names the answer key's page (see :meth:`PageIdentity.of_answer_key`), so a key
+    page scanned with the class's sheets is refused instead of graded as that student's
+    perfect work, and it says so in print beside the footer.
+    """
+    identity = page.identity.of_answer_key()
+    qr = QrOp(identity.payload(), page.qr.rect) if page.qr is not None else None
+    ops = [qr if op is page.qr and qr is not None else op for op in page.ops]
     extra = [
         TextOp(f.rect.x + f.rect.w / 2, f.rect.y + f.rect.h * 0.68, answers[f.field_id], 14,
                bold=True, align="center")
         for f in page.fields
     ]
-    return replace(page, ops=[*page.ops, *extra])
+    label = TextOp(CONTENT_LEFT_MM, page.height_mm - 20.5, ANSWER_KEY_LABEL, 8, bold=True)
+    return replace(page, identity=identity, qr=qr, ops=[*ops, *extra, label])
+
+
+ANSWER_KEY_LABEL = "ANSWER KEY - not a student's sheet"
 
 
 def answer_pages(class_set: ClassSet, key: dict[str, object]) -> list[PageLayout]:
