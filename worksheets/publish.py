@@ -38,11 +38,11 @@ def with_answers(page: PageLayout, answers: dict[str, str]) -> PageLayout:
                bold=True, align="center")
         for f in page.fields
     ]
-    label = TextOp(CONTENT_LEFT_MM, page.height_mm - 20.5, ANSWER_KEY_LABEL, 8, bold=True)
+    label = TextOp(CONTENT_LEFT_MM, page.height_mm - 20.5, ANSWER_KEY_LABEL, 9, bold=True)
     return replace(page, identity=identity, qr=qr, ops=[*ops, *extra, label])
 
 
-ANSWER_KEY_LABEL = "ANSWER KEY - not a student's sheet"
+ANSWER_KEY_LABEL = "ANSWER KEY"
 
 
 def answer_pages(class_set: ClassSet, key: dict[str, object]) -> list[PageLayout]:
