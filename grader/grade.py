@@ -179,18 +179,35 @@ def link_copies(pages: Sequence[PageResult]) -> None:
     """Give later pages of a numbered copy the student found on its first page.
 
     Pages of one copy share the QR's variant number, so the student number written once on
-    page 1 identifies them all.
+    page 1 identifies them all.  When different students wrote on pages of one copy (the
+    sheets were photocopied), its later pages could be anyone's: they go to review.
     """
-    by_variant: dict[int, PageResult] = {}
+    firsts: dict[int, list[PageResult]] = {}
     for page in pages:
         if page.graded and page.identity_source == "student_number" and page.variant is not None:
-            by_variant.setdefault(page.variant, page)
+            firsts.setdefault(page.variant, []).append(page)
     for page in pages:
-        first = by_variant.get(page.variant) if page.variant is not None else None
-        if page.graded and page.student is None and first is not None and first is not page:
-            page.student = first.student
-            page.identity_source = "student_number"
-            page.identity_review = first.identity_review
+        if not page.graded or page.student is not None or page.variant is None:
+            continue
+        named = firsts.get(page.variant, [])
+        students = {p.student.student_id for p in named if p.student is not None}
+        if len(students) > 1:
+            page.identity_review = True
+            page.message = PHOTOCOPIED_NOTE
+        elif named and named[0] is not page:
+            link_to(page, named[0])
+
+
+PHOTOCOPIED_NOTE = ("different students wrote on pages of this printed copy (photocopied "
+                    "sheets?), so whose page this is must be said in review; print one copy "
+                    "per student next time")
+
+
+def link_to(page: PageResult, first: PageResult) -> None:
+    """``page`` belongs to the student identified on ``first``, a page of the same copy."""
+    page.student = first.student
+    page.identity_source = "student_number"
+    page.identity_review = first.identity_review
 
 
 def regrader_for(key: Mapping[str, Any]) -> Callable[[PageResult, dict[str, str | None]],

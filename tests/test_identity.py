@@ -60,3 +60,18 @@ def test_later_pages_of_a_copy_take_the_student_from_page_one() -> None:
     other = PageResult("c.jpg", "graded", variant=4, page_number=2)
     link_copies([second, first, other])
     assert second.student == ROSTER[1] and other.student is None
+
+
+def test_later_pages_of_a_photocopied_copy_go_to_review() -> None:
+    """Two students wrote on copies of one printed copy: its page 2s could be either's."""
+    amina = PageResult("a1.jpg", "graded", variant=3, page_number=1, student=ROSTER[0],
+                       identity_source="student_number")
+    bruno = PageResult("b1.jpg", "graded", variant=3, page_number=1, student=ROSTER[1],
+                       identity_source="student_number")
+    page_twos = [PageResult(f"{n}2.jpg", "graded", variant=3, page_number=2) for n in "ab"]
+    link_copies([amina, *page_twos, bruno])
+    for page in page_twos:
+        assert page.student is None and page.identity_review
+        assert "photocopied" in page.message
+    assert (amina.student, bruno.student) == (ROSTER[0], ROSTER[1])
+    assert not amina.identity_review and not bruno.identity_review

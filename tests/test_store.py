@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from grader.results import ClassResults, ExerciseInfo, FieldResult, PageResult, StudentRef
 from tests.store_fixtures import postgres_admin_url_or_skip, throwaway_database, throwaway_schema
+from worker.jobs import link_to_stored_copies
 from worker.store import (
     DATABASE_URL_ENV,
     RecordNotFound,
@@ -316,6 +317,52 @@ def test_error_pages_are_kept(keyed: Store) -> None:
                                    worksheet_id=WORKSHEET)
     assert retake.superseded == [ids[0]]
     assert [p.status for p in keyed.snapshot(WORKSHEET).pages] == ["qr_unreadable", "graded"]
+
+
+def test_photocopied_copies_hold_each_students_page_apart(keyed: Store) -> None:
+    """One numbered copy photocopied for two students: their pages share the printed slot,
+    and neither replaces the other's; a page of unknown student replaces no graded one."""
+    def written_by(student: StudentRef, digest: str) -> PageResult:
+        return replace(graded_page(0, digest), student=student,
+                       identity_source="student_number")
+
+    first, second = ROSTER[0], ROSTER[1]
+    a = keyed.add_page_result(upload(keyed, 1), written_by(first, sha(1)), worksheet_id=WORKSHEET)
+    b = keyed.add_page_result(upload(keyed, 2), written_by(second, sha(2)),
+                              worksheet_id=WORKSHEET)
+    assert b.superseded == [] and keyed.get_page(a.page_id).current
+    assert keyed.copy_students(WORKSHEET, 0) == [first, second]
+    unknown = replace(graded_page(0, sha(3)), student=None, identity_source="unknown")
+    c = keyed.add_page_result(upload(keyed, 3), unknown, worksheet_id=WORKSHEET)
+    assert c.superseded == []
+    # The same student's retake still replaces their own page, and only that one.
+    again = keyed.add_page_result(upload(keyed, 4), written_by(second, sha(4)),
+                                  worksheet_id=WORKSHEET)
+    assert again.superseded == [b.page_id]
+    assert [p.sha256 for p in keyed.snapshot(WORKSHEET).pages] == [sha(1), sha(3), sha(4)]
+
+
+def test_a_later_page_of_a_copy_finds_its_student_in_the_store(keyed: Store) -> None:
+    """Page 2 of a numbered copy photographed in a later batch than its page 1."""
+    numbered = {"worksheet_id": WORKSHEET, "variants": [{"student": None}]}
+
+    def page_two() -> PageResult:
+        return replace(graded_page(0, sha(9)), page_number=2, student=None,
+                       identity_source="unknown")
+
+    first = replace(graded_page(0, sha(1)), student=ROSTER[0], identity_source="student_number")
+    keyed.add_page_result(upload(keyed, 1), first, worksheet_id=WORKSHEET)
+    later = page_two()
+    link_to_stored_copies(keyed, numbered, [later])
+    assert later.student == ROSTER[0] and later.identity_source == "student_number"
+    assert not later.identity_review
+    # Once another student's page 1 of the same copy is stored, nobody can tell whose it is.
+    other = replace(graded_page(0, sha(2)), student=ROSTER[1], identity_source="student_number")
+    keyed.add_page_result(upload(keyed, 2), other, worksheet_id=WORKSHEET)
+    ambiguous = page_two()
+    link_to_stored_copies(keyed, numbered, [ambiguous])
+    assert ambiguous.student is None and ambiguous.identity_review
+    assert "photocopied" in ambiguous.message
 
 
 def test_unknown_ids_are_not_found(keyed: Store) -> None:

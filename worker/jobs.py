@@ -22,7 +22,14 @@ from typing import Any
 
 import cv2
 
-from grader.grade import GradedPage, ReaderLike, grade_page, link_copies, roster_of
+from grader.grade import (
+    PHOTOCOPIED_NOTE,
+    GradedPage,
+    ReaderLike,
+    grade_page,
+    link_copies,
+    roster_of,
+)
 from grader.io import InputFailure, iter_input_files, iter_pages
 from grader.keyindex import KeyIndex
 from grader.outputs import write_all
@@ -249,6 +256,7 @@ def grade_batch(
             if progress is not None:
                 progress(PageDone(summary.pages, result, path), summary)
         link_copies([r for _, r in results])
+        link_to_stored_copies(store, key, [r for _, r in results])
         for upload_id, result in results:
             saved = store.add_page_result(upload_id, result, worksheet_id=key["worksheet_id"],
                                           batch_id=batch)
@@ -262,6 +270,21 @@ def grade_batch(
                                 page_size_mm=tuple(key["paper"]["size_mm"]))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def link_to_stored_copies(store: Store, key: dict[str, Any],
+                          pages: Sequence[PageResult]) -> None:
+    """Later pages of numbered copies whose first page came in an earlier batch: the student
+    the store knows for that copy, or review when several students wrote on it."""
+    for page in pages:
+        if (not page.graded or page.student is not None or page.identity_review
+                or page.variant is None or key["variants"][page.variant].get("student")):
+            continue
+        students = store.copy_students(key["worksheet_id"], page.variant)
+        if len(students) == 1:
+            page.student, page.identity_source = students[0], "student_number"
+        elif students:
+            page.identity_review, page.message = True, PHOTOCOPIED_NOTE
 
 
 def store_original(store: Store, path: Path) -> int:

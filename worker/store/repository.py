@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -295,6 +295,20 @@ class Store:
                 roster=_roster(s, worksheet_id),
             )
 
+    def copy_students(self, worksheet_id: str, variant: int) -> list[StudentRef]:
+        """The students whose written number identifies a current page of one printed copy
+        (more than one: the copy was photocopied), in the order their pages were stored."""
+        with self._read() as s:
+            rows = _pages_where(s, *_is_current(worksheet_id), Page.variant == variant,
+                                Page.identity_source == "student_number",
+                                Page.student_id.is_not(None))
+            students: dict[str, StudentRef] = {}
+            for row in rows:
+                assert row.student_id is not None
+                students.setdefault(row.student_id,
+                                    StudentRef(row.student_id, row.student_name or ""))
+            return list(students.values())
+
     def page_history(self, worksheet_id: str, variant: int, page_number: int) -> list[StoredPage]:
         """Every page stored for one slot, oldest first, with duplicates and replaced ones."""
         with self._read() as s:
@@ -529,13 +543,23 @@ def _original_with_content(s: Session, worksheet_id: str | None, sha: str) -> Pa
 
 
 def _take_slot(s: Session, row: Page) -> list[int]:
-    """A graded page replaces the current pages (graded or failed) of its slot."""
+    """A graded page replaces the current pages of its slot that failed, and the graded
+    ones that hold the same student's work.
+
+    The slot is the printed page (worksheet, variant, page number): a numbered copy
+    photocopied for several students puts their pages in one slot, and none of them may
+    replace another's.  A graded page whose student is not known replaces no graded page and
+    is replaced by none; it waits in review until a teacher says whose it is.
+    """
     if row.status != "graded" or row.variant is None or row.page_number is None:
         return []
+    same_work = Page.status != "graded"
+    if row.student_id is not None:
+        same_work = or_(same_work, Page.student_id == row.student_id)
     query = select(Page).where(
         _same_worksheet(row.worksheet_id), Page.variant == row.variant,
         Page.page_number == row.page_number, Page.id != row.id,
-        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None),
+        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None), same_work,
     )
     replaced = list(s.scalars(query.order_by(Page.id)))
     for old in replaced:
