@@ -365,6 +365,29 @@ def test_a_later_page_of_a_copy_finds_its_student_in_the_store(keyed: Store) -> 
     assert "photocopied" in ambiguous.message
 
 
+def test_saying_whose_page_it_is_lets_the_newest_photo_count(keyed: Store) -> None:
+    """An unidentified page given to a student who already has that page: the newer photo
+    counts, whichever of the two it is, and the older stays in the history."""
+    def page_two(digest: str, student: StudentRef | None) -> PageResult:
+        return replace(graded_page(0, digest), page_number=2, student=student,
+                       identity_source="student_number" if student else "unknown",
+                       identity_review=student is None)
+
+    amina = ROSTER[0]
+    early = keyed.add_page_result(upload(keyed, 1), page_two(sha(1), None),
+                                  worksheet_id=WORKSHEET)
+    named = keyed.add_page_result(upload(keyed, 2), page_two(sha(2), amina),
+                                  worksheet_id=WORKSHEET)
+    late = keyed.add_page_result(upload(keyed, 3), page_two(sha(3), None),
+                                 worksheet_id=WORKSHEET)
+    assert named.superseded == [] and late.superseded == []
+    keyed.set_page_student(early.page_id, amina.student_id, who="t")
+    assert keyed.get_page(early.page_id).superseded_by == named.page_id
+    keyed.set_page_student(late.page_id, amina.student_id, who="t")
+    assert keyed.get_page(named.page_id).superseded_by == late.page_id
+    assert [p.sha256 for p in keyed.snapshot(WORKSHEET).pages] == [sha(3)]
+
+
 def test_unknown_ids_are_not_found(keyed: Store) -> None:
     with pytest.raises(RecordNotFound, match=r"save its key\.json first"):
         keyed.add_page_result(upload(keyed, 1), graded_page(0, sha(1)), worksheet_id="00000000")

@@ -390,6 +390,7 @@ class Store:
             before = _identity(row)
             row.student_id, row.student_name = student.student_id, student.name
             row.identity_review = False
+            _settle_slot(s, row)
             s.add(Review(page_id=page_id, kind="student", who=who, reason=reason, before=before,
                          after=_identity(row), changed=[], created_at=utcnow()))
             return convert.page_result(row)
@@ -565,6 +566,23 @@ def _take_slot(s: Session, row: Page) -> list[int]:
     for old in replaced:
         old.superseded_by_id = row.id
     return [old.id for old in replaced]
+
+
+def _settle_slot(s: Session, row: Page) -> None:
+    """After a teacher says whose a graded page is: of that student's current pages of its
+    printed slot, the newest photo counts and the older ones are replaced by it."""
+    if row.status != "graded" or row.variant is None or row.page_number is None:
+        return
+    query = select(Page).where(
+        _same_worksheet(row.worksheet_id), Page.variant == row.variant,
+        Page.page_number == row.page_number, Page.status == "graded",
+        Page.student_id == row.student_id,
+        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None),
+    )
+    same = sorted(s.scalars(query), key=lambda page: page.id)
+    newest = same[-1] if same else row
+    for page in same[:-1]:
+        page.superseded_by_id = newest.id
 
 
 def _count(batch: Batch, row: Page) -> None:
