@@ -388,6 +388,30 @@ def test_saying_whose_page_it_is_lets_the_newest_photo_count(keyed: Store) -> No
     assert [p.sha256 for p in keyed.snapshot(WORKSHEET).pages] == [sha(3)]
 
 
+def test_a_retake_whose_answers_mostly_differ_is_not_taken_for_one(keyed: Store) -> None:
+    """A sheet printed for one student and photocopied for another carries the first one's
+    QR: the second student's answers must not silently replace the first's."""
+    amina = ROSTER[0]
+    own = keyed.add_page_result(upload(keyed, 1), graded_page(0, sha(1)), worksheet_id=WORKSHEET)
+    theirs = graded_page(0, sha(2), a="9")
+    theirs.fields = [replace(f, read=text) for f, text in zip(theirs.fields, ["9", "2", "4"],
+                                                                strict=True)]
+    other = keyed.add_page_result(upload(keyed, 2), theirs, worksheet_id=WORKSHEET)
+    assert other.superseded == [] and keyed.get_page(own.page_id).current
+    disputed = keyed.get_page(other.page_id).page
+    assert disputed.identity_review and "disagree in 3 of 3 answers" in disputed.message
+    # The teacher says whose it is; the first student's page stays theirs.
+    keyed.set_page_student(other.page_id, ROSTER[1].student_id, who="t")
+    current = keyed.snapshot(WORKSHEET).pages
+    assert [(p.sha256, p.student) for p in current] == [(sha(1), amina), (sha(2), ROSTER[1])]
+    # A real retake of a changed sheet: confirmed as the same student's, the newer counts.
+    again = replace(theirs, sha256=sha(3))
+    retake = keyed.add_page_result(upload(keyed, 3), again, worksheet_id=WORKSHEET)
+    assert retake.superseded == [] and keyed.get_page(retake.page_id).page.identity_review
+    keyed.set_page_student(retake.page_id, amina.student_id, who="t")
+    assert keyed.get_page(own.page_id).superseded_by == retake.page_id
+
+
 def test_unknown_ids_are_not_found(keyed: Store) -> None:
     with pytest.raises(RecordNotFound, match=r"save its key\.json first"):
         keyed.add_page_result(upload(keyed, 1), graded_page(0, sha(1)), worksheet_id="00000000")

@@ -563,9 +563,41 @@ def _take_slot(s: Session, row: Page) -> list[int]:
         Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None), same_work,
     )
     replaced = list(s.scalars(query.order_by(Page.id)))
+    # Another student's answers on the same printed page (a sheet printed for one student
+    # and photocopied for others) would otherwise pass for a retake and replace them.
+    disputed = [old for old in replaced if old.status == "graded" and _answers_disagree(row, old)]
+    if disputed:
+        row.identity_review = True
+        row.message = _disputed_retake_note(row, disputed[0])
     for old in replaced:
-        old.superseded_by_id = row.id
-    return [old.id for old in replaced]
+        if old not in disputed:
+            old.superseded_by_id = row.id
+    return [old.id for old in replaced if old not in disputed]
+
+
+# A new photo of a page is only taken for a retake when its answers mostly agree with the
+# earlier photo's: at least this many boxes read on both, more than half of them the same.
+MIN_COMPARED_ANSWERS = 3
+
+
+def _answer_pairs(new: Page, old: Page) -> list[tuple[str, str]]:
+    earlier = {f.field_id: f.read for f in old.fields}
+    return [(f.read, earlier_read) for f in new.fields
+            if f.read is not None and (earlier_read := earlier.get(f.field_id)) is not None]
+
+
+def _answers_disagree(new: Page, old: Page) -> bool:
+    pairs = _answer_pairs(new, old)
+    return len(pairs) >= MIN_COMPARED_ANSWERS and 2 * sum(a != b for a, b in pairs) > len(pairs)
+
+
+def _disputed_retake_note(new: Page, old: Page) -> str:
+    pairs = _answer_pairs(new, old)
+    differ = sum(a != b for a, b in pairs)
+    return (f"this photo and an earlier one of {old.student_name or old.student_id}'s page "
+            f"{new.page_number} ({old.source}) disagree in {differ} of {len(pairs)} answers: "
+            "if this is another student's sheet (photocopied?), say whose; if it is a retake, "
+            "confirm the student and it replaces the earlier photo")
 
 
 def _settle_slot(s: Session, row: Page) -> None:
