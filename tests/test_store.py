@@ -350,6 +350,10 @@ def test_a_later_page_of_a_copy_finds_its_student_in_the_store(keyed: Store) -> 
         return replace(graded_page(0, sha(9)), page_number=2, student=None,
                        identity_source="unknown")
 
+    # Before any page 1 of the copy is known, nobody can say whose it is: review, not silence.
+    orphan = page_two()
+    link_to_stored_copies(keyed, numbered, [orphan])
+    assert orphan.student is None and orphan.identity_review and "no page 1" in orphan.message
     first = replace(graded_page(0, sha(1)), student=ROSTER[0], identity_source="student_number")
     keyed.add_page_result(upload(keyed, 1), first, worksheet_id=WORKSHEET)
     later = page_two()

@@ -275,7 +275,8 @@ def grade_batch(
 def link_to_stored_copies(store: Store, key: dict[str, Any],
                           pages: Sequence[PageResult]) -> None:
     """Later pages of numbered copies whose first page came in an earlier batch: the student
-    the store knows for that copy, or review when several students wrote on it."""
+    the store knows for that copy, or identity review when several students wrote on it or
+    none is known yet (so that no graded page sits unattributed without being asked about)."""
     for page in pages:
         if (not page.graded or page.student is not None or page.identity_review
                 or page.variant is None or key["variants"][page.variant].get("student")):
@@ -283,8 +284,14 @@ def link_to_stored_copies(store: Store, key: dict[str, Any],
         students = store.copy_students(key["worksheet_id"], page.variant)
         if len(students) == 1:
             page.student, page.identity_source = students[0], "student_number"
-        elif students:
-            page.identity_review, page.message = True, PHOTOCOPIED_NOTE
+        else:
+            page.identity_review = True
+            page.message = PHOTOCOPIED_NOTE if students else UNNUMBERED_NOTE
+
+
+UNNUMBERED_NOTE = ("no page 1 of this printed copy, where the student number is written, has "
+                   "been graded, so whose page this is is not known: grade its page 1 too, or "
+                   "say whose it is in review")
 
 
 def store_original(store: Store, path: Path) -> int:
