@@ -124,3 +124,32 @@ def test_doubted_readings_of_the_key_answer_are_confirmed_a_group_at_a_time() ->
     assert not confirm_in_groups(quitting, queue, scripted(["q"]), said.append, "ms.k", False,
                                  lambda page, _c: page, ReviewTally())
     assert quitting.accepted == []
+
+
+def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
+    """Page 2 of a numbered copy graded without its page 1: whose it is, asked in review."""
+    printed = publish(load_spec(EXAMPLE), tmp_path / "print", copies=1)
+    key = json.loads(printed.key_json.read_text())
+    photos = tmp_path / "photos"
+    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=4)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name\n240101,Amina Diallo\n240102,Bruno Costa\n")
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(printed.key_json, [sorted(photos.glob("*.jpg"))[1]], out,
+                                       roster_csv=roster),
+                          reader=UnsureReader(no_answer_of(key)))
+    assert summary.identity_reviews == 1
+    prompts: list[str] = []
+    answers = iter(["999", "240102"])  # a wrong id, then the right one
+
+    def ask(prompt: str) -> str:  # skips every field, then says whose the page is
+        prompts.append(prompt)
+        return next(answers) if "student id" in prompt else "s"
+
+    said: list[str] = []
+    run_review(out, ask=ask, say=said.append, who="ms.k")
+    assert any("no page 1 of this printed copy" in line for line in said)
+    assert any("(Enter = skip, s = skip, q = quit)" in p for p in prompts)
+    assert any("999 is not on the roster" in line for line in said)
+    results = json.loads((out / "results.json").read_text())
+    assert results["pages"][0]["student"] == {"student_id": "240102", "name": "Bruno Costa"}

@@ -189,8 +189,11 @@ def review_students(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn
         guess = page.student.student_id if page.student else "none"
         say(f"\nWho wrote {page.source}? number read: {page.student_number_read or '-'}, "
             f"best match: {guess}. {page.message}")
+        enter = f"Enter = {guess}" if page.student else "Enter = skip"
         while True:
-            answer = ask("  student id (Enter = accept the match, s = skip) > ").strip()
+            answer = ask(f"  student id ({enter}, s = skip, q = quit) > ").strip()
+            if answer.lower() == "q":
+                return
             if answer.lower() == "s" or (answer == "" and page.student is None):
                 break
             student_id = answer or guess
