@@ -120,19 +120,31 @@ def iter_pages(paths: Iterable[Path | str], pdf_dpi: int = DEFAULT_PDF_DPI) -> I
             yield from _iter_path(item, pdf_dpi)
 
 
-def iter_input_files(paths: Iterable[Path | str]) -> Iterator[Path | InputFailure]:
+def iter_input_files(
+    paths: Iterable[Path | str], skip_dirs: Iterable[Path] = ()
+) -> Iterator[Path | InputFailure]:
     """The files behind ``paths``, in the order :func:`iter_pages` reads them.
 
-    Folders are walked recursively in natural order, skipping dotfiles and OS junk; a folder
-    that cannot be read is a failure.  Paths given directly come back as they are, so that
-    decoding reports a missing one.  Lets a caller share one batch's files among processes.
+    Folders are walked recursively in natural order, skipping dotfiles and OS junk, and the
+    folders in ``skip_dirs`` (the results folder, when it lies inside an input folder: its
+    crops, aligned pages and kept uploads are not new photos); a folder that cannot be read
+    is a failure.  Paths given directly come back as they are, so that decoding reports a
+    missing one.  Lets a caller share one batch's files among processes.
     """
+    skip = frozenset(Path(d).resolve() for d in skip_dirs)
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from _walk_directory(path)
+            yield from _walk_directory(path, skip=skip)
         else:
             yield path
+
+
+def folders_inside(folder: Path, paths: Iterable[Path | str]) -> list[Path]:
+    """The input folders among ``paths`` that ``folder`` lies inside (or is)."""
+    inner = folder.resolve()
+    return [Path(p) for p in paths
+            if Path(p).is_dir() and inner.is_relative_to(Path(p).resolve())]
 
 
 def _iter_path(path: Path, pdf_dpi: int) -> Iterator[PageItem]:
@@ -211,11 +223,11 @@ def _is_junk(name: str) -> bool:
 
 
 def _walk_directory(
-    folder: Path, seen: frozenset[Path] = frozenset()
+    folder: Path, seen: frozenset[Path] = frozenset(), skip: frozenset[Path] = frozenset()
 ) -> Iterator[Path | InputFailure]:
     """Files under ``folder`` in natural order of their path, subfolders interleaved by name."""
     real = folder.resolve()
-    if real in seen:  # a symlink back up the tree would never end
+    if real in seen or real in skip:  # a symlink back up the tree would never end
         return
     try:
         entries = sorted(
@@ -227,7 +239,7 @@ def _walk_directory(
         return
     for entry in entries:
         if entry.is_dir():
-            yield from _walk_directory(entry, seen | {real})
+            yield from _walk_directory(entry, seen | {real}, skip)
         elif entry.is_file():
             yield entry
 

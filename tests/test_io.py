@@ -17,7 +17,15 @@ from reportlab.pdfgen import canvas
 
 from grader import io as gio
 from grader.errors import UnreadableFile, UnsupportedFormat
-from grader.io import InputFailure, PageInput, decode_image_bytes, iter_pages, iter_upload
+from grader.io import (
+    InputFailure,
+    PageInput,
+    decode_image_bytes,
+    folders_inside,
+    iter_input_files,
+    iter_pages,
+    iter_upload,
+)
 
 # Quadrant colours (RGB) of the test pattern: TL red, TR green, BL blue, BR yellow.
 RED, GREEN, BLUE, YELLOW = (220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20)
@@ -340,3 +348,17 @@ def test_decode_image_bytes() -> None:
         decode_image_bytes(b"hello", "x.txt")
     with pytest.raises(UnreadableFile, match="damaged"):
         decode_image_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "a.png")
+
+
+def test_the_results_folder_inside_an_input_folder_is_not_an_upload(tmp_path: Path) -> None:
+    """Grading photos/ into photos/results/ twice must not grade the crops and kept uploads."""
+    photos = tmp_path / "photos"
+    (photos / "results" / "crops").mkdir(parents=True)
+    (photos / "IMG_1.jpg").write_bytes(b"photo")
+    (photos / "results" / "crops" / "q1.a.png").write_bytes(b"crop")
+    (photos / "results" / "uploads").mkdir()
+    walked = list(iter_input_files([photos], skip_dirs=[photos / "results"]))
+    assert walked == [photos / "IMG_1.jpg"]
+    assert len(list(iter_input_files([photos]))) == 2
+    assert folders_inside(photos / "results", [photos, tmp_path / "other"]) == [photos]
+    assert folders_inside(tmp_path / "elsewhere", [photos]) == []

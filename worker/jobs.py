@@ -203,7 +203,7 @@ def graded_pages(
 ) -> Iterator[tuple[Path, PageResult, str | None]]:
     """(upload file, page result, zip member) for every page, in parallel when asked."""
     files: list[Path] = []
-    for item in iter_input_files(request.inputs):
+    for item in iter_input_files(request.inputs, skip_dirs=[request.out_dir]):
         if isinstance(item, InputFailure):  # a folder that cannot be read
             yield item.path or Path(item.source), failure_result(item), None
         else:

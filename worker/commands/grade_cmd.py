@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.grade import UNPLACED_REASON
+from grader.io import folders_inside
 from worker.jobs import GradeRequest, GradeSummary, PageDone, available_cores, grade_batch
 
 
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         database_url=args.database_url, gradebook_format=args.gradebook_format,
         jobs=max(1, args.jobs), review_threshold=args.review_threshold,
     )
+    for folder in folders_inside(args.out, args.inputs):
+        print(f"Note: the results folder {args.out} lies inside {folder}; its files are not "
+              "graded as uploads.", file=sys.stderr)
     summary = grade_batch(request, progress=progress_printer(quiet=args.quiet))
     print_summary(summary, args.out)
     return 0 if summary.graded or not summary.pages else 1
