@@ -20,6 +20,7 @@ import pytest
 from grader.score import TeacherReading
 from grader.simulate_class import simulate_class
 from worker.jobs import GradeRequest, grade_batch
+from worksheets.errors import OutputFolderError
 from worksheets.publish import publish
 from worksheets.spec import Student, load_spec
 
@@ -181,3 +182,11 @@ def test_worker_processes_grade_like_one_process_after_opencv_threads_ran(
         by_jobs[jobs] = {f"{p['source']}/{f['id']}": (f["read"], f["verdict"])
                          for p in pages for f in p["fields"]}
     assert by_jobs[2] == by_jobs[1]
+
+
+def test_a_results_folder_that_is_a_file_is_a_clear_error(class_photos, tmp_path: Path) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("a file where the results folder should go")
+    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
+        grade_batch(GradeRequest(class_photos["key_path"], [class_photos["photos"]], taken),
+                    reader=BlankReader())

@@ -35,6 +35,7 @@ from grader.keyindex import KeyIndex
 from grader.outputs import write_all
 from grader.results import ClassResults, PageResult, StudentRef
 from worker.store import Store, open_store
+from worksheets.errors import OutputFolderError
 from worksheets.key import load_key
 from worksheets.spec import load_roster
 
@@ -239,7 +240,7 @@ def grade_batch(
     started = time.perf_counter()
     key = load_key(request.key_path)
     roster = resolve_roster(request, key)
-    request.out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(request.out_dir)
     summary = GradeSummary(worksheet_id=key["worksheet_id"])
     with open_store(request.database_url, request.out_dir) as store:
         store.save_key(key)
@@ -292,6 +293,20 @@ def link_to_stored_copies(store: Store, key: dict[str, Any],
 UNNUMBERED_NOTE = ("no page 1 of this printed copy, where the student number is written, has "
                    "been graded, so whose page this is is not known: grade its page 1 too, or "
                    "say whose it is in review")
+
+
+def make_output_folder(folder: Path) -> None:
+    """Create the results folder, or say why it cannot be (before any page is graded)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputFolderError(
+            f"{folder} is a file, not a folder; give --out a folder for the results"
+        ) from None
+    except OSError as exc:
+        raise OutputFolderError(
+            f"cannot create the results folder {folder}: {exc.strerror}; choose another --out"
+        ) from None
 
 
 def store_original(store: Store, path: Path) -> int:

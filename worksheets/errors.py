@@ -36,6 +36,13 @@ class ExerciseError(PapergradeError):
     exit_code = 2
 
 
+class OutputFolderError(PapergradeError):
+    """The folder results are to be written to cannot be made or used."""
+
+    code = "bad_output_folder"
+    exit_code = 2
+
+
 class KeyFileError(PapergradeError):
     """A key.json file is missing, unreadable or of an unknown schema."""
 
