@@ -560,3 +560,18 @@ def test_processes_opening_a_new_store_at_once_all_succeed(store_url: str, tmp_p
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     with open_store(store_url, tmp_path / "data") as store, store.engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver() -> None:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the postgres extra installs psycopg2."""
+    import importlib.util
+
+    from sqlalchemy import make_url
+
+    from worker.store.db import with_installed_driver
+
+    plain = with_installed_driver(make_url("postgresql://teacher@db.school/grades"))
+    expected = "postgresql" if importlib.util.find_spec("psycopg") else "postgresql+psycopg2"
+    assert plain.drivername == expected and plain.database == "grades"
+    named = make_url("postgresql+psycopg://teacher@db.school/grades")
+    assert with_installed_driver(named) == named

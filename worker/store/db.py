@@ -8,6 +8,7 @@ alembic.ini and every process that opens the store finds the schema it expects.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -17,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from worker.store.errors import StoreUnavailable
@@ -51,6 +52,17 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def with_installed_driver(url: URL) -> URL:
+    """A plain ``postgresql://`` URL with the driver Papergrade installs.
+
+    SQLAlchemy 2.1 reads a plain ``postgresql://`` as psycopg 3, while the ``postgres``
+    extra installs psycopg2; a URL that names its driver is left as it is.
+    """
+    if url.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        return url.set(drivername="postgresql+psycopg2")
+    return url
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys, WAL and real transactions."""
     try:
@@ -60,7 +72,7 @@ def create_store_engine(url: str) -> Engine:
             event.listen(engine, "connect", _configure_sqlite)
             event.listen(engine, "begin", _begin_sqlite)
             return engine
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(with_installed_driver(parsed), pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as exc:
         raise StoreUnavailable(
             f"cannot use the database URL {safe_url(url)} ({exc}); use sqlite:///path/file.db "
