@@ -194,8 +194,9 @@ def link_copies(pages: Sequence[PageResult]) -> None:
         if len(students) > 1:
             page.identity_review = True
             page.message = PHOTOCOPIED_NOTE
-        elif named and named[0] is not page:
-            link_to(page, named[0])
+        elif named:
+            # The page 1 that names the student, if one does (another may be unreadable).
+            link_to(page, next((p for p in named if p.student is not None), named[0]))
 
 
 PHOTOCOPIED_NOTE = ("different students wrote on pages of this printed copy (photocopied "

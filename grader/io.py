@@ -227,7 +227,8 @@ def _walk_directory(
 ) -> Iterator[Path | InputFailure]:
     """Files under ``folder`` in natural order of their path, subfolders interleaved by name."""
     real = folder.resolve()
-    if real in seen or real in skip:  # a symlink back up the tree would never end
+    # A symlink back up the tree would never end; a skipped folder is the results folder.
+    if real in seen or real in skip:
         return
     try:
         entries = sorted(

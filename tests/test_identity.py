@@ -75,3 +75,14 @@ def test_later_pages_of_a_photocopied_copy_go_to_review() -> None:
         assert "photocopied" in page.message
     assert (amina.student, bruno.student) == (ROSTER[0], ROSTER[1])
     assert not amina.identity_review and not bruno.identity_review
+
+
+def test_a_later_page_takes_the_student_from_the_page_one_that_names_one() -> None:
+    """Two photos of page 1, the first with its number unreadable: page 2 still finds Bruno."""
+    unreadable = PageResult("a1.jpg", "graded", variant=3, page_number=1,
+                            identity_source="student_number", identity_review=True)
+    named = PageResult("b1.jpg", "graded", variant=3, page_number=1, student=ROSTER[1],
+                       identity_source="student_number")
+    later = PageResult("c2.jpg", "graded", variant=3, page_number=2)
+    link_copies([unreadable, named, later])
+    assert later.student == ROSTER[1] and not later.identity_review

@@ -278,11 +278,14 @@ def link_to_stored_copies(store: Store, key: dict[str, Any],
     """Later pages of numbered copies whose first page came in an earlier batch: the student
     the store knows for that copy, or identity review when several students wrote on it or
     none is known yet (so that no graded page sits unattributed without being asked about)."""
+    known: dict[int, list[StudentRef]] = {}
     for page in pages:
         if (not page.graded or page.student is not None or page.identity_review
                 or page.variant is None or key["variants"][page.variant].get("student")):
             continue
-        students = store.copy_students(key["worksheet_id"], page.variant)
+        if page.variant not in known:
+            known[page.variant] = store.copy_students(key["worksheet_id"], page.variant)
+        students = known[page.variant]
         if len(students) == 1:
             page.student, page.identity_source = students[0], "student_number"
         else:

@@ -557,22 +557,30 @@ def _take_slot(s: Session, row: Page) -> list[int]:
     same_work = Page.status != "graded"
     if row.student_id is not None:
         same_work = or_(same_work, Page.student_id == row.student_id)
-    query = select(Page).where(
-        _same_worksheet(row.worksheet_id), Page.variant == row.variant,
-        Page.page_number == row.page_number, Page.id != row.id,
-        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None), same_work,
-    )
-    replaced = list(s.scalars(query.order_by(Page.id)))
+    replaced = _current_in_slot(s, row, Page.id != row.id, same_work)
     # Another student's answers on the same printed page (a sheet printed for one student
     # and photocopied for others) would otherwise pass for a retake and replace them.
-    disputed = [old for old in replaced if old.status == "graded" and _answers_disagree(row, old)]
-    if disputed:
-        row.identity_review = True
-        row.message = _disputed_retake_note(row, disputed[0])
+    taken: list[int] = []
     for old in replaced:
-        if old not in disputed:
+        disagreement = _disagreement(row, old) if old.status == "graded" else None
+        if disagreement is None:
             old.superseded_by_id = row.id
-    return [old.id for old in replaced if old not in disputed]
+            taken.append(old.id)
+        else:
+            row.identity_review = True
+            row.message = _disputed_retake_note(row, old, *disagreement)
+    return taken
+
+
+def _current_in_slot(s: Session, row: Page, *criteria: Any) -> list[Page]:
+    """The current pages of ``row``'s printed slot (worksheet, variant, page number) that
+    meet ``criteria``, oldest first."""
+    query = select(Page).where(
+        _same_worksheet(row.worksheet_id), Page.variant == row.variant,
+        Page.page_number == row.page_number,
+        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None), *criteria,
+    )
+    return list(s.scalars(query.order_by(Page.id)))
 
 
 # A new photo of a page is only taken for a retake when its answers mostly agree with the
@@ -580,22 +588,21 @@ def _take_slot(s: Session, row: Page) -> list[int]:
 MIN_COMPARED_ANSWERS = 3
 
 
-def _answer_pairs(new: Page, old: Page) -> list[tuple[str, str]]:
+def _disagreement(new: Page, old: Page) -> tuple[int, int] | None:
+    """(answers that differ, answers read on both) when two photos of a page mostly
+    disagree, else None."""
     earlier = {f.field_id: f.read for f in old.fields}
-    return [(f.read, earlier_read) for f in new.fields
-            if f.read is not None and (earlier_read := earlier.get(f.field_id)) is not None]
+    pairs = [(f.read, earlier.get(f.field_id)) for f in new.fields if f.read is not None]
+    compared = [(a, b) for a, b in pairs if b is not None]
+    differ = sum(a != b for a, b in compared)
+    if len(compared) >= MIN_COMPARED_ANSWERS and 2 * differ > len(compared):
+        return differ, len(compared)
+    return None
 
 
-def _answers_disagree(new: Page, old: Page) -> bool:
-    pairs = _answer_pairs(new, old)
-    return len(pairs) >= MIN_COMPARED_ANSWERS and 2 * sum(a != b for a, b in pairs) > len(pairs)
-
-
-def _disputed_retake_note(new: Page, old: Page) -> str:
-    pairs = _answer_pairs(new, old)
-    differ = sum(a != b for a, b in pairs)
+def _disputed_retake_note(new: Page, old: Page, differ: int, compared: int) -> str:
     return (f"this photo and an earlier one of {old.student_name or old.student_id}'s page "
-            f"{new.page_number} ({old.source}) disagree in {differ} of {len(pairs)} answers: "
+            f"{new.page_number} ({old.source}) disagree in {differ} of {compared} answers: "
             "if this is another student's sheet (photocopied?), say whose; if it is a retake, "
             "confirm the student and it replaces the earlier photo")
 
@@ -605,16 +612,9 @@ def _settle_slot(s: Session, row: Page) -> None:
     printed slot, the newest photo counts and the older ones are replaced by it."""
     if row.status != "graded" or row.variant is None or row.page_number is None:
         return
-    query = select(Page).where(
-        _same_worksheet(row.worksheet_id), Page.variant == row.variant,
-        Page.page_number == row.page_number, Page.status == "graded",
-        Page.student_id == row.student_id,
-        Page.superseded_by_id.is_(None), Page.duplicate_of_id.is_(None),
-    )
-    same = sorted(s.scalars(query), key=lambda page: page.id)
-    newest = same[-1] if same else row
+    same = _current_in_slot(s, row, Page.status == "graded", Page.student_id == row.student_id)
     for page in same[:-1]:
-        page.superseded_by_id = newest.id
+        page.superseded_by_id = same[-1].id
 
 
 def _count(batch: Batch, row: Page) -> None:
