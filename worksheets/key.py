@@ -108,6 +108,10 @@ def write_key(class_set: ClassSet, path: Path) -> dict[str, Any]:
     return key
 
 
+# What grading reads from a key before anything else; the rest is checked where it is used.
+KEY_PARTS: dict[str, type] = {"worksheet_id": str, "paper": dict, "variants": list, "pages": list}
+
+
 def load_key(path: Path) -> dict[str, Any]:
     """Read and sanity-check a key.json; problems become a KeyFileError with advice."""
     try:
@@ -135,6 +139,3 @@ def load_key(path: Path) -> dict[str, Any]:
         )
     return key
 
-
-# What grading reads from a key before anything else; the rest is checked where it is used.
-KEY_PARTS: dict[str, type] = {"worksheet_id": str, "paper": dict, "variants": list, "pages": list}
