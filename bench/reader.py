@@ -9,6 +9,8 @@ Tiers, all from writers the model never saw in training (MNIST t10k split, the s
 2. fields: numbers composed from held-out glyphs in boxes with camera effects, box-line
    remnants, blanks, erasures and crossed-out answers (training.synth), whole-field accuracy
    and the accepted-error vs review-share curve;
+   decimals: numbers with a decimal point, each written once with the point and once with
+   a decimal comma (the same seeds otherwise), read as the point either way;
 3. photo: simulated phone photos of printed worksheets run through the page pipeline
    (grader.simulate_class + grader.pipeline.align_page), when those modules are importable;
 4. speed on one core, and Tesseract (digits whitelist, single-line mode) on the same fields.
@@ -50,6 +52,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--digits", type=int, default=10000, help="MNIST test digits (max 10000)")
     p.add_argument("--fields", type=int, default=3000, help="synthetic held-out fields")
+    p.add_argument(
+        "--decimals",
+        type=int,
+        default=600,
+        help="numbers with a decimal point, each written with a point and with a comma",
+    )
     p.add_argument("--tesseract", type=int, default=400, help="fields also read by Tesseract")
     p.add_argument("--photo-copies", type=int, default=40, help="copies in the photo tier")
     p.add_argument("--tier", default="phone", help="simulator tier of the photo tier")
@@ -296,6 +304,57 @@ def report_digits(
     return digits
 
 
+def decimal_texts(count: int, seed: int) -> list[str]:
+    """``count`` answers with a decimal point, drawn as the field tier draws its numbers."""
+    rng = np.random.default_rng([seed, BENCH_STREAM, 5])
+    texts: list[str] = []
+    while len(texts) < count:
+        text = hw.random_answer(rng)
+        if "." in text:
+            texts.append(text)
+    return texts
+
+
+def decimal_mark_tier(
+    reader: Reader, glyphs: hw.MnistGlyphs, count: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """The same numbers written with a decimal point and with a decimal comma: for each,
+    the share read exactly (with the point), sent to review, and misread but accepted."""
+    texts = decimal_texts(count, seed)
+    result = {}
+    for mark, share in (("point", 0.0), ("comma", 1.0)):
+        synth = Synthesizer(
+            glyphs, stroke_share=0.0, symbol_stroke_share=0.0, decimal_comma_share=share
+        )
+        crops = [
+            synth.render(text, "number", np.random.default_rng([seed, BENCH_STREAM, 6, i])).image
+            for i, text in enumerate(texts)
+        ]
+        readings = read_all(reader, crops)
+        right = np.array([r.text == t for r, t in zip(readings, texts, strict=True)])
+        review = np.array([r.needs_review for r in readings])
+        result[mark] = {
+            "fields": float(count),
+            "exact": float(right.mean()),
+            "review": float(review.mean()),
+            "accepted_misreads": float((~right & ~review).sum()),
+        }
+    return result
+
+
+def report_decimals(
+    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """The decimal-mark tier, printed."""
+    marks = decimal_mark_tier(reader, glyphs, args.decimals, args.seed)
+    print(f"\nnumbers with a decimal point ({args.decimals}), written with a point or a comma:")
+    print("  mark    exact %  reviewed %  accepted misreads")
+    for mark, row in marks.items():
+        print(f"  {mark:<6}  {100 * row['exact']:7.2f}  {100 * row['review']:10.2f}"
+              f"  {int(row['accepted_misreads']):17d}")
+    return marks
+
+
 def digit_count(text: str) -> int:
     """Digits in a written number: ``"-0.25"`` has 3."""
     return sum(ch.isdigit() for ch in text)
@@ -391,6 +450,8 @@ def main() -> int:
     correct = np.zeros(0, dtype=bool)
     if args.fields > 0:
         samples, correct = report_fields(reader, glyphs, args, figures)
+    if args.decimals > 0:
+        figures["decimals"] = report_decimals(reader, glyphs, args)
 
     photo = photo_tier(reader, args, glyphs)
     figures["photo"] = photo

@@ -6,7 +6,9 @@ depends on numpy and OpenCV only.  Every random choice goes through the ``rng`` 
 
 Conventions: an *ink image* is ``float32`` of shape ``(H, W)`` with values in ``0..1``
 (0 = no ink, 1 = full ink); a *paper image* is ``uint8`` of shape ``(H, W)``, white paper near
-200-255 and ink darker.  Glyph characters are the reader's alphabet ``0-9``, ``-`` and ``.``.
+200-255 and ink darker.  Glyph characters are the reader's alphabet ``0-9``, ``-`` and ``.``,
+plus the decimal comma ``,`` that many students write for the point (the reader reads it as
+``.``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import numpy as np
 
 DIGITS = "0123456789"
 ALPHABET = DIGITS + "-."
+# Written for a decimal point where schools teach the comma; not a class of its own: the
+# reader is trained to read it as ".", which is what it means in an answer box.
+DECIMAL_COMMA = ","
+DECIMAL_MARKS = "." + DECIMAL_COMMA
 SPLITS = ("train", "val", "test")
 
 # One MNIST training image in this many is kept out of "train" and forms "val" (used for
@@ -155,6 +161,10 @@ def _stroke_shapes(char: str, variant: int) -> list[_Stroke]:
         return [[(0.15, 0.5), (0.85, 0.5)]]
     if char == ".":
         return [_arc(0.5, 0.5, 0.05, 0.05, 0, 360, 6)]
+    if char == DECIMAL_COMMA:
+        # A tail curling down and to the left, under a blob or (variant 1) on its own.
+        tail: _Stroke = [(0.6, 0.2), (0.58, 0.55), (0.4, 0.95)]
+        return [tail] if variant else [_arc(0.55, 0.16, 0.1, 0.1, 0, 360, 6), tail]
     raise ValueError(f"no glyph for {char!r}; the alphabet is {ALPHABET!r}")
 
 
@@ -190,11 +200,13 @@ class StrokeGlyphs:
         canvas = np.zeros((big, big), dtype=np.uint8)
         strokes = _stroke_shapes(char, int(rng.integers(2)))
         slant = rng.uniform(-0.25, 0.25)
-        sx = rng.uniform(0.75, 1.1) * (0.7 if char in "-." else 0.72)
+        sx = rng.uniform(0.75, 1.1) * (0.7 if char in "-.," else 0.72)
         sy = rng.uniform(0.85, 1.0) * 0.72
         angle = np.radians(rng.uniform(-6, 6))
         rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        thickness = int(rng.integers(5, 11)) if char != "." else int(rng.integers(10, 16))
+        thickness = {".": int(rng.integers(10, 16)), DECIMAL_COMMA: int(rng.integers(7, 13))}.get(
+            char, int(rng.integers(5, 11))
+        )
         for stroke in strokes:
             pts = np.asarray(stroke, dtype=np.float64)
             pts = pts + rng.normal(0.0, self.jitter, pts.shape)
@@ -271,6 +283,11 @@ def _place_char(
     if char == ".":
         size = h * rng.uniform(0.09, 0.18)
         return _resize(glyph, round(size), round(size)), size / 2 + h * rng.uniform(-0.02, 0.06)
+    if char == DECIMAL_COMMA:
+        # Its blob on the baseline like a point, its tail hanging below it.
+        height = h * rng.uniform(0.28, 0.45)
+        width = max(height * gw / max(gh, 1), h * 0.06)
+        return _resize(glyph, round(width), round(height)), height / 2 - h * rng.uniform(0.1, 0.22)
     scale = h * rng.uniform(0.9, 1.08) / gh
     width = gw * scale * style.aspect * rng.uniform(0.92, 1.08)
     return _resize(glyph, round(width), round(gh * scale)), gh * scale / 2
@@ -284,11 +301,12 @@ def compose_number(
     width_px: int | None = None,
     style: Style | None = None,
 ) -> np.ndarray:
-    """Write ``text`` (characters of ``0-9 - .``) as one handwritten number.
+    """Write ``text`` (characters of ``0-9 - . ,``) as one handwritten number.
 
     Characters get the writer's spacing (sometimes touching or overlapping), a wobbling
     baseline, per-character size changes, a common slant and stroke-thickness change; a
-    decimal point is small and sits on the baseline, a minus sign at mid-height.
+    decimal point is small and sits on the baseline, a decimal comma hangs below it, a minus
+    sign sits at mid-height.
 
     Returns ``float32`` ink ``(height_px, W)`` in ``0..1``: ``W`` is the tight width of the
     number plus a small margin, or ``width_px`` when given (the number is then scaled down if
@@ -304,7 +322,7 @@ def compose_number(
         img, centre = _place_char(char, _crop_to_ink(source.glyph(char, rng)), style, rng)
         if i > 0:
             gap = style.gap + rng.normal(0.0, style.gap_spread)
-            if char == "." or text[i - 1] == ".":
+            if char in DECIMAL_MARKS or text[i - 1] in DECIMAL_MARKS:
                 gap = abs(gap) * 0.6 + 0.04
             elif text[i - 1] == "-":
                 gap = abs(gap) * 0.5 + 0.1  # a minus touching a digit would read as a stroke

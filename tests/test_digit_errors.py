@@ -1,13 +1,16 @@
 """How the reader benchmarks sort their fields (bench/digit_errors.py's kinds of error on lone
-digits, bench/reader.py's breakdown by length), without data."""
+digits, bench/reader.py's breakdown by length and its decimal marks), without data."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from bench.digit_errors import error_kind
-from bench.reader import by_length, digit_count
-from grader.read import Reading
+from bench.reader import by_length, decimal_mark_tier, decimal_texts, digit_count
+from grader import handwriting as hw
+from grader.read import Capture, Reader, Reading
 from training.synth import FieldSample
 
 
@@ -34,3 +37,26 @@ def test_fields_are_counted_by_the_digits_of_the_number_written() -> None:
                        "reviewed_misread": 0, "accepted_misread": 1}
     assert rows[1] == {"digits": 1, "fields": 1, "exact": 0, "reviewed": 1,
                        "reviewed_misread": 1, "accepted_misread": 0}
+
+
+class ScriptedReader(Reader):
+    """Reads every crop as the next of ``texts`` (no network): the tally alone is tested."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = iter(texts)
+
+    def read_batch(
+        self, crops: Sequence[np.ndarray], capture: Capture | None = None
+    ) -> list[Reading]:
+        return [Reading(next(self.texts), "number", 0.99) for _ in crops]
+
+
+def test_the_decimal_tier_writes_each_number_with_a_point_and_a_comma() -> None:
+    texts = decimal_texts(4, seed=3)
+    assert all("." in t for t in texts) and texts == decimal_texts(4, seed=3)
+    # Read right with the point; with the comma, the first number loses its decimal mark.
+    readings = [*texts, texts[0].replace(".", ""), *texts[1:]]
+    glyphs = hw.StrokeGlyphs()
+    marks = decimal_mark_tier(ScriptedReader(readings), glyphs, 4, seed=3)  # type: ignore[arg-type]
+    assert marks["point"] == {"fields": 4.0, "exact": 1.0, "review": 0.0, "accepted_misreads": 0.0}
+    assert marks["comma"] == {"fields": 4.0, "exact": 0.75, "review": 0.0, "accepted_misreads": 1.0}

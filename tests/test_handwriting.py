@@ -20,7 +20,7 @@ def _ink_columns(ink: np.ndarray) -> int:
     return int((ink.max(axis=0) > 0.3).sum())
 
 
-@pytest.mark.parametrize("char", list(hw.ALPHABET))
+@pytest.mark.parametrize("char", list(hw.ALPHABET + hw.DECIMAL_COMMA))
 def test_stroke_glyphs_draw_every_character(char: str) -> None:
     rng = np.random.default_rng(1)
     glyph = hw.StrokeGlyphs().glyph(char, rng)
@@ -28,6 +28,22 @@ def test_stroke_glyphs_draw_every_character(char: str) -> None:
     assert glyph.dtype == np.float32
     assert glyph.min() >= 0.0 and glyph.max() <= 1.0
     assert glyph.max() > 0.5
+
+
+def test_a_decimal_comma_hangs_below_the_baseline_where_a_point_sits_on_it() -> None:
+    """Written large in a tall canvas, the comma's ink reaches lower than the digits'."""
+    lowest = {}
+    for mark in hw.DECIMAL_MARKS:
+        depths = []
+        for i in range(8):
+            style = hw.random_style(np.random.default_rng([11, i]), 60.0)
+            ink = hw.compose_number(f"4{mark}7", hw.StrokeGlyphs(), np.random.default_rng([12, i]),
+                                    height_px=200, style=style)
+            rows = np.flatnonzero(ink.max(axis=1) > 0.3)
+            digit_rows = np.flatnonzero(ink[:, : ink.shape[1] // 3].max(axis=1) > 0.3)
+            depths.append(rows[-1] - digit_rows[-1])
+        lowest[mark] = np.median(depths)
+    assert lowest[","] - lowest["."] >= 5  # pixels, the digits 60 high
 
 
 def test_stroke_glyphs_are_reproducible_and_varied() -> None:

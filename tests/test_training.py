@@ -185,6 +185,33 @@ def test_without_barred_sevens_the_streams_are_unchanged() -> None:
         assert np.array_equal(a.image, b.image)
 
 
+def test_decimal_commas_change_the_ink_but_keep_the_point_as_label() -> None:
+    point, comma = Synthesizer(None), Synthesizer(None, decimal_comma_share=1.0)
+    for i in range(4):
+        a = point.render("-3.25", "number", np.random.default_rng([8, i]))
+        b = comma.render("-3.25", "number", np.random.default_rng([8, i]))
+        assert a.text == b.text == "-3.25"
+        assert not np.array_equal(a.image, b.image)
+    whole, same = (s.render("325", "number", np.random.default_rng([8, 0])) for s in (comma, point))
+    assert np.array_equal(whole.image, same.image)
+
+
+def test_a_share_of_decimal_commas_writes_some_numbers_with_the_point() -> None:
+    half, point = Synthesizer(None, decimal_comma_share=0.5), Synthesizer(None)
+    written = [half._as_written("0.5", np.random.default_rng([9, i])) for i in range(60)]
+    assert 15 <= written.count("0,5") <= 45 and written.count("0.5") == 60 - written.count("0,5")
+    assert point._as_written("0.5", np.random.default_rng(0)) == "0.5"
+
+
+def test_without_decimal_commas_the_streams_are_unchanged() -> None:
+    plain = Synthesizer(None)
+    explicit = Synthesizer(None, decimal_comma_share=0.0)
+    for i in range(5):
+        a = plain.sample(np.random.default_rng([10, i]))
+        b = explicit.sample(np.random.default_rng([10, i]))
+        assert a.text == b.text and np.array_equal(a.image, b.image)
+
+
 torch = pytest.importorskip("torch", reason="trainer tests need the [train] extra (torch)")
 pytest.importorskip("onnx", reason="trainer tests need the [train] extra (onnx)")
 

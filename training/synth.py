@@ -82,6 +82,8 @@ class TrainingGlyphs:
 
     def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
         """A glyph of ``char``: ``float32`` ``(28, 28)`` ink in ``0..1``."""
+        if char == hw.DECIMAL_COMMA:  # the data hold no commas
+            return self.strokes.glyph(char, rng)
         share = self.digit_stroke_share if char.isdigit() else self.symbol_stroke_share
         if self.mnist is None or rng.random() < share:
             return self.strokes.glyph(char, rng)
@@ -185,7 +187,9 @@ class Synthesizer:
     handwriting when no data is installed); in the other numbers, each symbol and each digit
     is procedural with ``symbol_stroke_share`` and ``digit_stroke_share``, and each MNIST digit
     is elastically warped with ``digit_warp_share``, and each MNIST seven given a bar through
-    its stem with ``barred_seven_share`` (see :class:`TrainingGlyphs`).
+    its stem with ``barred_seven_share`` (see :class:`TrainingGlyphs`).  A share
+    ``decimal_comma_share`` of the numbers with a decimal point are written with a decimal comma
+    instead, still labelled with the point: the reader reads a comma as ``.``.
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class Synthesizer:
         poor_capture_share: float = 0.0,
         digit_warp_share: float = 0.0,
         barred_seven_share: float = 0.0,
+        decimal_comma_share: float = 0.0,
     ) -> None:
         self.mnist_like = TrainingGlyphs(
             mnist, symbol_stroke_share, digit_stroke_share, digit_warp_share, barred_seven_share
@@ -206,6 +211,7 @@ class Synthesizer:
         self.stroke_share = stroke_share if mnist is not None else 1.0
         self.clean = clean
         self.poor_capture_share = poor_capture_share
+        self.decimal_comma_share = decimal_comma_share
 
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> FieldSample:
         """A random field crop; ``kind`` forces one of :data:`KIND_WEIGHTS`'s keys."""
@@ -232,13 +238,23 @@ class Synthesizer:
         box = (box_w * ppm, box_h * ppm)
         crop_w = round((box_w + 2 * MARGIN_MM) * ppm)
         crop_h = round((box_h + 2 * MARGIN_MM) * ppm)
-        ink = _handwriting(text, kind, source, rng, box, ppm)
+        ink = _handwriting(self._as_written(text, rng), kind, source, rng, box, ppm)
         # Drawn only when asked for, so a synthesizer without poor captures keeps its streams.
         poor = self.poor_capture_share > 0 and rng.random() < self.poor_capture_share
         camera = None if self.clean else _POOR_CAPTURE if poor else _GOOD_CAPTURE
         image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera)
         shown = text if kind in ("number", "crossed_out") else ""
         return FieldSample(image=image, status=kind, text=shown)
+
+    def _as_written(self, text: str, rng: np.random.Generator) -> str:
+        """``text`` with its decimal point written as a comma, for a share of such numbers."""
+        share = self.decimal_comma_share
+        if "." not in text or share <= 0:
+            return text
+        # Drawn only when it decides something, so shares 0 and 1 keep the other streams.
+        if share >= 1 or rng.random() < share:
+            return text.replace(".", hw.DECIMAL_COMMA)
+        return text
 
 
 def _handwriting(
