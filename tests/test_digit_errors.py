@@ -40,23 +40,29 @@ def test_fields_are_counted_by_the_digits_of_the_number_written() -> None:
 
 
 class ScriptedReader(Reader):
-    """Reads every crop as the next of ``texts`` (no network): the tally alone is tested."""
+    """Reads the n-th crop as ``texts[n]`` (no network), sure of it unless n is in
+    ``doubted``: the tally alone is tested."""
 
-    def __init__(self, texts: list[str]) -> None:
-        self.texts = iter(texts)
+    def __init__(self, texts: list[str], doubted: set[int]) -> None:
+        self.texts, self.doubted, self.crops_read = texts, doubted, 0
 
     def read_batch(
         self, crops: Sequence[np.ndarray], capture: Capture | None = None
     ) -> list[Reading]:
-        return [Reading(next(self.texts), "number", 0.99) for _ in crops]
+        first = self.crops_read
+        self.crops_read += len(crops)
+        return [Reading(self.texts[n], "number", 0.99, needs_review=n in self.doubted)
+                for n in range(first, self.crops_read)]
 
 
 def test_the_decimal_tier_writes_each_number_with_a_point_and_a_comma() -> None:
     texts = decimal_texts(4, seed=3)
     assert all("." in t for t in texts) and texts == decimal_texts(4, seed=3)
-    # Read right with the point; with the comma, the first number loses its decimal mark.
-    readings = [*texts, texts[0].replace(".", ""), *texts[1:]]
+    # Read right with the point; with the comma, the first number loses its decimal mark;
+    # with the tailed point, the second is sent to review.
+    readings = [*texts, texts[0].replace(".", ""), *texts[1:], *texts]
     glyphs = hw.StrokeGlyphs()
-    marks = decimal_mark_tier(ScriptedReader(readings), glyphs, 4, seed=3)  # type: ignore[arg-type]
+    marks = decimal_mark_tier(ScriptedReader(readings, {9}), glyphs, 4, seed=3)  # type: ignore[arg-type]
     assert marks["point"] == {"fields": 4.0, "exact": 1.0, "review": 0.0, "accepted_misreads": 0.0}
     assert marks["comma"] == {"fields": 4.0, "exact": 0.75, "review": 0.0, "accepted_misreads": 1.0}
+    assert marks["tailed point"]["review"] == 0.25 and marks["tailed point"]["exact"] == 1.0
