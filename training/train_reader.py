@@ -427,8 +427,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.5,
         help="share of MNIST digits elastically warped (see training.synth.warp_glyph)",
     )
-    # Not yet measured (0 in model 1.5): model 1.5 called four of the 5 000 lone validation
-    # digits crossed out that were plainly sevens with a barred stem (bench/digit_errors.py).
+    # Model 1.5 called four of the 5 000 lone validation digits crossed out that were plainly
+    # sevens with a barred stem (bench/digit_errors.py).  0 in model 1.5: a run with 0.2 and
+    # --decimal-commas 0.2 read barred sevens right and lone digits worse (docs/benchmarks.md).
     p.add_argument(
         "--barred-sevens",
         type=float,
@@ -437,8 +438,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(see training.synth.bar_seven)",
     )
     # Students taught the decimal comma write "3,5" for 3.5 even where the sheet asks for a
-    # point; model 1.5, which never saw a comma, read many such numbers without it ("5,77" as
-    # 577 at confidence 0.99), a wrong grade for a right answer.  Labelled as the point.
+    # point; model 1.5, which never saw a comma, sends most such numbers to review.  Labelled
+    # as the point.  0 in model 1.5 (measured with --barred-sevens: docs/benchmarks.md).
     p.add_argument(
         "--decimal-commas",
         type=float,
