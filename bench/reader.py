@@ -11,6 +11,8 @@ Tiers, all from writers the model never saw in training (MNIST t10k split, the s
    and the accepted-error vs review-share curve;
    decimals: numbers with a decimal point, each written once with the point and once with
    a decimal comma (the same seeds otherwise), read as the point either way;
+   faint: the same numbers written in pencil of decreasing darkness, to see how many are
+   taken for an empty box without review;
 3. photo: simulated phone photos of printed worksheets run through the page pipeline
    (grader.simulate_class + grader.pipeline.align_page), when those modules are importable;
 4. speed on one core, and Tesseract (digits whitelist, single-line mode) on the same fields.
@@ -57,6 +59,9 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=600,
         help="numbers with a decimal point, each written with a point and with a comma",
+    )
+    p.add_argument(
+        "--faint", type=int, default=400, help="numbers written at each faint pencil darkness"
     )
     p.add_argument("--tesseract", type=int, default=400, help="fields also read by Tesseract")
     p.add_argument("--photo-copies", type=int, default=40, help="copies in the photo tier")
@@ -382,6 +387,49 @@ def report_decimals(
     return marks
 
 
+# Darkness of the writing (share of the paper's brightness full ink takes away): training
+# writes numbers at 0.4-0.9 and erasures fainter.
+FAINT_DARKNESS = (0.15, 0.2, 0.25, 0.3, 0.4)
+
+
+def faint_tier(
+    reader: Reader, glyphs: hw.MnistGlyphs, count: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """The same ``count`` numbers written at each of FAINT_DARKNESS: the share read exactly,
+    sent to review, and accepted as no answer (a written answer graded as none)."""
+    rng = np.random.default_rng([seed, BENCH_STREAM, 7])
+    texts = [hw.random_answer(rng) for _ in range(count)]
+    result = {}
+    for darkness in FAINT_DARKNESS:
+        synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0,
+                            ink_darkness=darkness)
+        crops = [
+            synth.render(text, "number", np.random.default_rng([seed, BENCH_STREAM, 8, i])).image
+            for i, text in enumerate(texts)
+        ]
+        readings = read_all(reader, crops)
+        result[f"{darkness:.2f}"] = {
+            "fields": float(count),
+            "exact": float(np.mean([r.text == t for r, t in zip(readings, texts, strict=True)])),
+            "review": float(np.mean([r.needs_review for r in readings])),
+            "accepted_empty": float(sum(r.text is None and not r.needs_review for r in readings)),
+        }
+    return result
+
+
+def report_faint(
+    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """The faint-pencil tier, printed."""
+    rows = faint_tier(reader, glyphs, args.faint, args.seed)
+    print(f"\nnumbers in faint pencil ({args.faint} at each darkness; training writes 0.4-0.9):")
+    print("  darkness  exact %  reviewed %  accepted as no answer")
+    for darkness, row in rows.items():
+        print(f"  {darkness:>8}  {100 * row['exact']:7.2f}  {100 * row['review']:10.2f}"
+              f"  {int(row['accepted_empty']):21d}")
+    return rows
+
+
 def digit_count(text: str) -> int:
     """Digits in a written number: ``"-0.25"`` has 3."""
     return sum(ch.isdigit() for ch in text)
@@ -479,6 +527,8 @@ def main() -> int:
         samples, correct = report_fields(reader, glyphs, args, figures)
     if args.decimals > 0:
         figures["decimals"] = report_decimals(reader, glyphs, args)
+    if args.faint > 0:
+        figures["faint"] = report_faint(reader, glyphs, args)
 
     photo = photo_tier(reader, args, glyphs)
     figures["photo"] = photo

@@ -211,6 +211,17 @@ STROKE_SIDE_MARGIN = 0.25
 STROKE_INK = 0.5
 # The confidence such a reading keeps at most: below every threshold the reader uses.
 DOUBTED_EMPTY_CONFIDENCE = 0.5
+# Numbers written in a light pencil: training writes numbers at 0.4-0.9 of full darkness and
+# erasures fainter, so the network takes an intact but faint number for a smudge, with full
+# confidence, and a right answer would be graded as none.  A "no answer" reading is read again
+# from the ink stretched so that the darkest ink inside the box (this share of the crop's
+# height, 3 mm, in from its ends: clear of the box's sides and their remnants) is full
+# darkness, by at most 1 / FAINT_STRETCH_FLOOR; a number read there at FAINT_NUMBER_CONFIDENCE
+# or more sends the field to review.  Boxes already that dark are not read again.
+FAINT_INSET = 0.1875
+FAINT_STRETCH_FLOOR = 0.12
+FAINT_LEVEL = 0.9
+FAINT_NUMBER_CONFIDENCE = 0.5
 
 
 def upright_stroke(ink: np.ndarray) -> bool:
@@ -242,6 +253,35 @@ def doubt_empty_reading(reading: Reading, ink: np.ndarray) -> Reading:
         return reading
     return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
                    needs_review=True)
+
+
+def stretched_ink(ink: np.ndarray) -> np.ndarray | None:
+    """Cleaned ink with its faint writing made dark (see FAINT_INSET), or None when the
+    box's interior already holds ink dark enough that stretching would change little."""
+    h, w = ink.shape
+    inset = round(FAINT_INSET * h)
+    interior = ink[inset : h - inset, inset : w - inset]
+    if interior.size == 0:
+        return None
+    darkest = float(np.percentile(interior, 99.5))
+    if darkest >= FAINT_LEVEL:
+        return None
+    return np.clip(ink / max(darkest, FAINT_STRETCH_FLOOR), 0.0, 1.0).astype(np.float32)
+
+
+def doubt_faint_reading(reading: Reading, stretched: Reading) -> Reading:
+    """``reading`` (no answer), sent to review when its stretched ink reads as a number; that
+    number leads its alternatives, with its probability in the stretched ink."""
+    if stretched.text is None or stretched.confidence < FAINT_NUMBER_CONFIDENCE:
+        return reading
+    alternatives = [(stretched.text, round(stretched.confidence, 6)), *reading.alternatives]
+    return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
+                   alternatives=alternatives,
+                   needs_review=True)
+
+
+def _accepted_as_empty(reading: Reading) -> bool:
+    return reading.text is None and reading.status != "crossed_out" and not reading.needs_review
 
 
 def clean_ink(image: np.ndarray) -> np.ndarray:
@@ -661,7 +701,7 @@ class Reader:
         inks = [clean_ink(c) for c in crops]
         ctc, status = self.logits_of_inks(inks, self.views)
         threshold = self.threshold_for(capture)
-        return [
+        readings = [
             doubt_empty_reading(
                 decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
                        self.status_temperature, threshold),
@@ -669,6 +709,27 @@ class Reader:
             )
             for i, ink in enumerate(inks)
         ]
+        return self._doubt_faint_numbers(readings, inks)
+
+    def _doubt_faint_numbers(
+        self, readings: list[Reading], inks: Sequence[np.ndarray]
+    ) -> list[Reading]:
+        """Readings of no answer read again from stretched ink (see FAINT_INSET)."""
+        stretched: dict[int, np.ndarray] = {}
+        for i, reading in enumerate(readings):
+            if _accepted_as_empty(reading):
+                ink = stretched_ink(inks[i])
+                if ink is not None:
+                    stretched[i] = ink
+        if not stretched:
+            return readings
+        ctc, status = self.logits_of_inks(list(stretched.values()), self.views)
+        out = list(readings)
+        for k, i in enumerate(stretched):
+            again = decide(ctc[:, k], status[:, k], self.alphabet, self.ctc_temperature,
+                           self.status_temperature)
+            out[i] = doubt_faint_reading(readings[i], again)
+        return out
 
     def read(self, crop: np.ndarray) -> Reading:
         """Read one field crop."""

@@ -295,6 +295,56 @@ def test_no_answer_over_a_written_stroke_goes_to_review() -> None:
     assert rd.doubt_empty_reading(crossed, one) == crossed
 
 
+def faint_box(level: int, *strokes: tuple[int, int, int, int]) -> np.ndarray:
+    """:func:`box_crop` with its printed sides dark and ``strokes`` written at grey ``level``."""
+    crop = box_crop((20, 20, 340, 20), (20, 140, 340, 140), (20, 20, 20, 140), (340, 20, 340, 140))
+    for x0, y0, x1, y1 in strokes:
+        cv2.line(crop, (x0, y0), (x1, y1), level, 6)
+    return crop
+
+
+def stroke_part(ink: np.ndarray) -> np.ndarray:
+    """Where :func:`faint_box`'s "1" at x 176-180, y 50-115 of 360 x 160 lies in ``ink``."""
+    h, w = ink.shape
+    return ink[round(0.4 * h) : round(0.68 * h), round(0.47 * w) : round(0.52 * w)]
+
+
+def test_faint_writing_inside_the_box_is_stretched_to_full_darkness() -> None:
+    faint = rd.clean_ink(faint_box(200, (180, 50, 176, 115)))
+    assert stroke_part(faint).max() < 0.5  # the box's dark sides set the contrast
+    stretched = rd.stretched_ink(faint)
+    assert stretched is not None and stroke_part(stretched).max() > 0.95
+    dark = rd.clean_ink(faint_box(60, (180, 50, 176, 115)))
+    assert rd.stretched_ink(dark) is None  # dark enough already: not read again
+
+
+def test_no_answer_whose_stretched_ink_reads_as_a_number_goes_to_review() -> None:
+    smudge = rd.Reading(None, "smudge", 1.0, [("7", 0.001)])
+    doubted = rd.doubt_faint_reading(smudge, rd.Reading("47", "number", 0.98))
+    assert doubted.needs_review and doubted.confidence == rd.DOUBTED_EMPTY_CONFIDENCE
+    assert doubted.text is None and doubted.status == "smudge"
+    assert doubted.alternatives == [("47", 0.98), ("7", 0.001)]
+    unsure = rd.Reading("47", "number", rd.FAINT_NUMBER_CONFIDENCE - 0.01)
+    assert rd.doubt_faint_reading(smudge, unsure) == smudge
+    assert rd.doubt_faint_reading(smudge, rd.Reading(None, "blank", 0.9)) == smudge
+
+
+def test_a_number_in_faint_pencil_is_never_accepted_as_an_empty_box(reader: rd.Reader) -> None:
+    # Seeds whose "47", written at 0.15 of full darkness, the network alone calls empty
+    # with confidence 0.99 or more.
+    synth = Synthesizer(None, ink_darkness=0.15)
+    crops = [synth.render("47", "number", np.random.default_rng([21, i])).image
+             for i in (1, 4, 5, 6)]
+    for reading in reader.read_batch(crops):
+        assert reading.text is None and reading.needs_review
+        assert reading.alternatives[0][0] == "47"
+
+
+def test_an_empty_box_with_dark_sides_stays_blank_and_sure(reader: rd.Reader) -> None:
+    reading = reader.read(faint_box(200))
+    assert reading.text is None and reading.status == "blank" and not reading.needs_review
+
+
 def test_a_plain_white_crop_is_blank_and_sure(reader: rd.Reader) -> None:
     reading = reader.read(np.full((160, 360), 235, np.uint8))
     assert reading.text is None and reading.status == "blank"

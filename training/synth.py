@@ -190,6 +190,7 @@ class Synthesizer:
     its stem with ``barred_seven_share`` (see :class:`TrainingGlyphs`).  A share
     ``decimal_comma_share`` of the numbers with a decimal point are written with a decimal comma
     instead, still labelled with the point: the reader reads a comma as ``.``.
+    ``ink_darkness`` fixes how dark the writing is (see :func:`grader.handwriting.draw_ink`).
     """
 
     def __init__(
@@ -203,6 +204,7 @@ class Synthesizer:
         digit_warp_share: float = 0.0,
         barred_seven_share: float = 0.0,
         decimal_comma_share: float = 0.0,
+        ink_darkness: float | None = None,
     ) -> None:
         self.mnist_like = TrainingGlyphs(
             mnist, symbol_stroke_share, digit_stroke_share, digit_warp_share, barred_seven_share
@@ -212,6 +214,7 @@ class Synthesizer:
         self.clean = clean
         self.poor_capture_share = poor_capture_share
         self.decimal_comma_share = decimal_comma_share
+        self.ink_darkness = ink_darkness  # None: each field's own, 0.4-0.9 (hw.draw_ink)
 
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> FieldSample:
         """A random field crop; ``kind`` forces one of :data:`KIND_WEIGHTS`'s keys."""
@@ -242,7 +245,7 @@ class Synthesizer:
         # Drawn only when asked for, so a synthesizer without poor captures keeps its streams.
         poor = self.poor_capture_share > 0 and rng.random() < self.poor_capture_share
         camera = None if self.clean else _POOR_CAPTURE if poor else _GOOD_CAPTURE
-        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera)
+        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera, self.ink_darkness)
         shown = text if kind in ("number", "crossed_out") else ""
         return FieldSample(image=image, status=kind, text=shown)
 
@@ -330,6 +333,7 @@ def _photograph(
     box: tuple[float, float],
     ppm: float,
     camera: CaptureRange | None,
+    darkness: float | None = None,
 ) -> np.ndarray:
     """Paper, printed box, handwriting, camera (None: a clean crop), then line removal."""
     crop_w, crop_h = size
@@ -337,7 +341,7 @@ def _photograph(
     lines = _box_lines(rng, size, box, ppm)
     line_level = rng.uniform(0.45, 0.85)
     page = (page * (1.0 - lines * line_level)).astype(np.uint8)
-    page = hw.draw_ink(page, ink, rng)
+    page = hw.draw_ink(page, ink, rng, darkness=darkness)
     if camera is None:
         return _remove_lines(page, lines, rng, keep=0.0)
     img = _camera(page.astype(np.float32), rng, ppm, camera)
