@@ -212,6 +212,29 @@ def test_without_decimal_commas_the_streams_are_unchanged() -> None:
         assert a.text == b.text and np.array_equal(a.image, b.image)
 
 
+def test_faint_numbers_are_lighter_and_only_numbers_are_made_faint() -> None:
+    def darkest(image: np.ndarray) -> float:
+        return float(np.percentile(image, 50) - image.min())
+
+    plain, faint = Synthesizer(None), Synthesizer(None, faint_number_share=1.0)
+    lighter = 0
+    for i in range(8):
+        a = plain.render("4", "number", np.random.default_rng([11, i]))
+        b = faint.render("4", "number", np.random.default_rng([11, i]))
+        lighter += darkest(b.image) < darkest(a.image)
+    assert lighter >= 6
+    assert faint._darkness("smudge", np.random.default_rng(0)) is None
+    assert Synthesizer(None, ink_darkness=0.3)._darkness("number", np.random.default_rng(0)) == 0.3
+
+
+def test_without_faint_numbers_the_streams_are_unchanged() -> None:
+    plain, explicit = Synthesizer(None), Synthesizer(None, faint_number_share=0.0)
+    for i in range(5):
+        a = plain.sample(np.random.default_rng([12, i]))
+        b = explicit.sample(np.random.default_rng([12, i]))
+        assert np.array_equal(a.image, b.image)
+
+
 torch = pytest.importorskip("torch", reason="trainer tests need the [train] extra (torch)")
 pytest.importorskip("onnx", reason="trainer tests need the [train] extra (onnx)")
 

@@ -30,6 +30,11 @@ KIND_WEIGHTS = {"number": 0.76, "blank": 0.08, "smudge": 0.06, "crossed_out": 0.
 TRAINING_POOR_CAPTURE_SHARE = 0.2
 
 
+# Numbers written in a light pencil (``faint_number_share``): as faint as the darker erasures
+# (erased_ink leaves at most 0.3 of the ink, drawn at 0.4-0.9), but whole strokes.
+FAINT_NUMBER_DARKNESS = (0.12, 0.4)
+
+
 @dataclass(frozen=True)
 class CaptureRange:
     """Camera ranges in millimetres on the page (uniform ``(lo, hi)`` pairs)."""
@@ -190,7 +195,9 @@ class Synthesizer:
     its stem with ``barred_seven_share`` (see :class:`TrainingGlyphs`).  A share
     ``decimal_comma_share`` of the numbers with a decimal point are written with a decimal comma
     instead, still labelled with the point: the reader reads a comma as ``.``.
-    ``ink_darkness`` fixes how dark the writing is (see :func:`grader.handwriting.draw_ink`).
+    ``ink_darkness`` fixes how dark the writing is (see :func:`grader.handwriting.draw_ink`);
+    otherwise a share ``faint_number_share`` of the numbers is written in faint pencil
+    (FAINT_NUMBER_DARKNESS), which the reader must still read as numbers.
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class Synthesizer:
         barred_seven_share: float = 0.0,
         decimal_comma_share: float = 0.0,
         ink_darkness: float | None = None,
+        faint_number_share: float = 0.0,
     ) -> None:
         self.mnist_like = TrainingGlyphs(
             mnist, symbol_stroke_share, digit_stroke_share, digit_warp_share, barred_seven_share
@@ -215,6 +223,7 @@ class Synthesizer:
         self.poor_capture_share = poor_capture_share
         self.decimal_comma_share = decimal_comma_share
         self.ink_darkness = ink_darkness  # None: each field's own, 0.4-0.9 (hw.draw_ink)
+        self.faint_number_share = faint_number_share
 
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> FieldSample:
         """A random field crop; ``kind`` forces one of :data:`KIND_WEIGHTS`'s keys."""
@@ -245,9 +254,21 @@ class Synthesizer:
         # Drawn only when asked for, so a synthesizer without poor captures keeps its streams.
         poor = self.poor_capture_share > 0 and rng.random() < self.poor_capture_share
         camera = None if self.clean else _POOR_CAPTURE if poor else _GOOD_CAPTURE
-        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera, self.ink_darkness)
+        darkness = self._darkness(kind, rng)
+        image = _photograph(ink, rng, (crop_w, crop_h), box, ppm, camera, darkness)
         shown = text if kind in ("number", "crossed_out") else ""
         return FieldSample(image=image, status=kind, text=shown)
+
+    def _darkness(self, kind: str, rng: np.random.Generator) -> float | None:
+        """The writing's darkness: fixed, or faint for a share of numbers, else None (drawn
+        by :func:`grader.handwriting.draw_ink`, 0.4-0.9)."""
+        if self.ink_darkness is not None:
+            return self.ink_darkness
+        # Drawn only when asked for, so a synthesizer without faint numbers keeps its streams.
+        share = self.faint_number_share
+        if kind == "number" and share > 0 and rng.random() < share:
+            return float(rng.uniform(*FAINT_NUMBER_DARKNESS))
+        return None
 
     def _as_written(self, text: str, rng: np.random.Generator) -> str:
         """``text`` with its decimal point written as a comma, for a share of such numbers."""
