@@ -358,11 +358,7 @@ def decimal_mark_tier(
         )
         if mark == "tailed point":
             synth.mnist_like = TailedDots(synth.mnist_like)  # type: ignore[assignment]
-        crops = [
-            synth.render(text, "number", np.random.default_rng([seed, BENCH_STREAM, 6, i])).image
-            for i, text in enumerate(texts)
-        ]
-        readings = read_all(reader, crops)
+        readings = read_all(reader, written(synth, texts, [seed, BENCH_STREAM, 6]))
         right = np.array([r.text == t for r, t in zip(readings, texts, strict=True)])
         review = np.array([r.needs_review for r in readings])
         result[mark] = {
@@ -374,16 +370,29 @@ def decimal_mark_tier(
     return result
 
 
+def written(synth: Synthesizer, texts: Sequence[str], stream: list[int]) -> list[np.ndarray]:
+    """Crops of ``texts`` written as numbers, the ``i``-th from seed ``[*stream, i]``."""
+    return [synth.render(text, "number", np.random.default_rng([*stream, i])).image
+            for i, text in enumerate(texts)]
+
+
+def print_tier(title: str, rows: dict[str, dict[str, float]], label: str, count: str) -> None:
+    """One printed line per row: its ``label``, exact %, reviewed % and the ``count`` key."""
+    heading = count.replace("_", " ")
+    print(f"\n{title}:")
+    print(f"  {label:<12}  exact %  reviewed %  {heading}")
+    for name, row in rows.items():
+        print(f"  {name:<12}  {100 * row['exact']:7.2f}  {100 * row['review']:10.2f}"
+              f"  {int(row[count]):{len(heading)}d}")
+
+
 def report_decimals(
     reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
     """The decimal-mark tier, printed."""
     marks = decimal_mark_tier(reader, glyphs, args.decimals, args.seed)
-    print(f"\nnumbers with a decimal point ({args.decimals}), written with a point or a comma:")
-    print("  mark          exact %  reviewed %  accepted misreads")
-    for mark, row in marks.items():
-        print(f"  {mark:<12}  {100 * row['exact']:7.2f}  {100 * row['review']:10.2f}"
-              f"  {int(row['accepted_misreads']):17d}")
+    print_tier(f"numbers with a decimal point ({args.decimals}), written with a point or a comma",
+               marks, "mark", "accepted_misreads")
     return marks
 
 
@@ -403,16 +412,14 @@ def faint_tier(
     for darkness in FAINT_DARKNESS:
         synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0,
                             ink_darkness=darkness)
-        crops = [
-            synth.render(text, "number", np.random.default_rng([seed, BENCH_STREAM, 8, i])).image
-            for i, text in enumerate(texts)
-        ]
-        readings = read_all(reader, crops)
+        readings = read_all(reader, written(synth, texts, [seed, BENCH_STREAM, 8]))
         result[f"{darkness:.2f}"] = {
             "fields": float(count),
             "exact": float(np.mean([r.text == t for r, t in zip(readings, texts, strict=True)])),
             "review": float(np.mean([r.needs_review for r in readings])),
-            "accepted_empty": float(sum(r.text is None and not r.needs_review for r in readings)),
+            "accepted_as_no_answer": float(
+                sum(r.text is None and not r.needs_review for r in readings)
+            ),
         }
     return result
 
@@ -422,11 +429,8 @@ def report_faint(
 ) -> dict[str, dict[str, float]]:
     """The faint-pencil tier, printed."""
     rows = faint_tier(reader, glyphs, args.faint, args.seed)
-    print(f"\nnumbers in faint pencil ({args.faint} at each darkness; training writes 0.4-0.9):")
-    print("  darkness  exact %  reviewed %  accepted as no answer")
-    for darkness, row in rows.items():
-        print(f"  {darkness:>8}  {100 * row['exact']:7.2f}  {100 * row['review']:10.2f}"
-              f"  {int(row['accepted_empty']):21d}")
+    print_tier(f"numbers in faint pencil ({args.faint} at each darkness; training writes 0.4-0.9)",
+               rows, "darkness", "accepted_as_no_answer")
     return rows
 
 
