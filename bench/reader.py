@@ -386,16 +386,6 @@ def print_tier(title: str, rows: dict[str, dict[str, float]], label: str, count:
               f"  {int(row[count]):{len(heading)}d}")
 
 
-def report_decimals(
-    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
-) -> dict[str, dict[str, float]]:
-    """The decimal-mark tier, printed."""
-    marks = decimal_mark_tier(reader, glyphs, args.decimals, args.seed)
-    print_tier(f"numbers with a decimal point ({args.decimals}), written with a point or a comma",
-               marks, "mark", "accepted_misreads")
-    return marks
-
-
 # Darkness of the writing (share of the paper's brightness full ink takes away): training
 # writes numbers at 0.4-0.9 and erasures fainter.
 FAINT_DARKNESS = (0.15, 0.2, 0.25, 0.3, 0.4)
@@ -422,16 +412,6 @@ def faint_tier(
             ),
         }
     return result
-
-
-def report_faint(
-    reader: Reader, glyphs: hw.MnistGlyphs, args: argparse.Namespace
-) -> dict[str, dict[str, float]]:
-    """The faint-pencil tier, printed."""
-    rows = faint_tier(reader, glyphs, args.faint, args.seed)
-    print_tier(f"numbers in faint pencil ({args.faint} at each darkness; training writes 0.4-0.9)",
-               rows, "darkness", "accepted_as_no_answer")
-    return rows
 
 
 def digit_count(text: str) -> int:
@@ -530,9 +510,15 @@ def main() -> int:
     if args.fields > 0:
         samples, correct = report_fields(reader, glyphs, args, figures)
     if args.decimals > 0:
-        figures["decimals"] = report_decimals(reader, glyphs, args)
+        marks = decimal_mark_tier(reader, glyphs, args.decimals, args.seed)
+        print_tier(f"numbers with a decimal point ({args.decimals}), written with a point or a "
+                   "comma", marks, "mark", "accepted_misreads")
+        figures["decimals"] = marks
     if args.faint > 0:
-        figures["faint"] = report_faint(reader, glyphs, args)
+        pencils = faint_tier(reader, glyphs, args.faint, args.seed)
+        print_tier(f"numbers in faint pencil ({args.faint} at each darkness; training writes "
+                   "0.4-0.9)", pencils, "darkness", "accepted_as_no_answer")
+        figures["faint"] = pencils
 
     photo = photo_tier(reader, args, glyphs)
     figures["photo"] = photo
