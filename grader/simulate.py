@@ -192,6 +192,7 @@ def write_answers(
     answers: Mapping[str, str],
     rng: np.random.Generator,
     glyph_source: Any = None,
+    pencil_darkness: float | None = None,
 ) -> np.ndarray:
     """Write each answer string by hand into its box.
 
@@ -200,15 +201,20 @@ def write_answers(
     leaves the box blank. One writer per page: a pencil, blue or black pen. Digits are placed
     at a random spot in the box and sometimes cross its border a little. ``glyph_source`` is a
     :mod:`grader.handwriting` glyph source (default: ``StrokeGlyphs``, which needs no data).
+    ``pencil_darkness`` writes in pencil that dark (the writers' pencils are 0.45-0.75).
     Returns a new (H, W, 3) uint8 BGR page.
     """
     from grader import handwriting  # deferred: only pages with answers need it
 
     source = glyph_source if glyph_source is not None else handwriting.StrokeGlyphs()
     out = _as_bgr(page_img).copy()
-    ink_name = str(rng.choice(list(_INKS), p=[0.45, 0.3, 0.25]))
-    colour, darkness_range = _INKS[ink_name]
-    darkness = rng.uniform(*darkness_range)
+    if pencil_darkness is None:
+        ink_name = str(rng.choice(list(_INKS), p=[0.45, 0.3, 0.25]))
+        colour, darkness_range = _INKS[ink_name]
+        darkness = rng.uniform(*darkness_range)
+    else:
+        ink_name, darkness = "pencil", pencil_darkness
+        colour = _INKS[ink_name][0]
     for field_id, text in answers.items():
         if not text:
             continue

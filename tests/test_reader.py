@@ -340,6 +340,30 @@ def test_a_number_in_faint_pencil_is_never_accepted_as_an_empty_box(reader: rd.R
         assert reading.alternatives[0][0] == "47"
 
 
+def test_a_page_written_in_light_pencil_has_no_answer_graded_as_missing_unseen(
+    reader: rd.Reader,
+) -> None:
+    """The simulator's pencil at 0.25 (about 0.18 of the paper's brightness taken away):
+    the network alone accepts nearly every one of these boxes as empty."""
+    from grader.simulate import write_answers
+
+    ppm = 10.0
+    page = np.full((1200, 2100), 255, np.uint8)
+    boxes = {f"f{i}": (20.0 + 45 * (i % 4), 20.0 + 20 * (i // 4), 32.0, 12.0) for i in range(8)}
+    for x, y, w, h in boxes.values():
+        top_left, bottom_right = (round(x * ppm), round(y * ppm)), (round((x + w) * ppm),
+                                                                    round((y + h) * ppm))
+        cv2.rectangle(page, top_left, bottom_right, 40, 3)
+    answers = dict(zip(boxes, ["47", "3.5", "-12", "806", "0.25", "9", "61", "-7.5"], strict=True))
+    written = write_answers(page, ppm, boxes, answers, np.random.default_rng(4),
+                            pencil_darkness=0.25)
+    gray = cv2.cvtColor(written, cv2.COLOR_BGR2GRAY)
+    crops = [gray[round((y - 2) * ppm) : round((y + h + 2) * ppm),
+                  round((x - 2) * ppm) : round((x + w + 2) * ppm)] for x, y, w, h in boxes.values()]
+    for reading in reader.read_batch(crops):
+        assert reading.text is not None or reading.needs_review
+
+
 def test_an_empty_box_with_dark_sides_stays_blank_and_sure(reader: rd.Reader) -> None:
     reading = reader.read(faint_box(200))
     assert reading.text is None and reading.status == "blank" and not reading.needs_review
