@@ -181,6 +181,12 @@ def _smooth(points: np.ndarray, iterations: int = 2) -> np.ndarray:
     return points
 
 
+# Pen widths of the procedural glyphs, in pixels of the 4x canvas (low, high exclusive): a
+# point is a dab, a comma's tail a little thicker than a digit's stroke.  One draw per glyph,
+# so every glyph's random stream stays the one earlier models were trained on.
+_STROKE_WIDTHS = {".": (10, 16), DECIMAL_COMMA: (7, 13)}
+
+
 class StrokeGlyphs:
     """Procedural handwriting-like glyphs; needs no data (used when ``../shared/data`` is absent).
 
@@ -200,13 +206,11 @@ class StrokeGlyphs:
         canvas = np.zeros((big, big), dtype=np.uint8)
         strokes = _stroke_shapes(char, int(rng.integers(2)))
         slant = rng.uniform(-0.25, 0.25)
-        sx = rng.uniform(0.75, 1.1) * (0.7 if char in "-.," else 0.72)
+        sx = rng.uniform(0.75, 1.1) * (0.7 if char in "-" + DECIMAL_MARKS else 0.72)
         sy = rng.uniform(0.85, 1.0) * 0.72
         angle = np.radians(rng.uniform(-6, 6))
         rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        thickness = {".": int(rng.integers(10, 16)), DECIMAL_COMMA: int(rng.integers(7, 13))}.get(
-            char, int(rng.integers(5, 11))
-        )
+        thickness = int(rng.integers(*_STROKE_WIDTHS.get(char, (5, 11))))
         for stroke in strokes:
             pts = np.asarray(stroke, dtype=np.float64)
             pts = pts + rng.normal(0.0, self.jitter, pts.shape)

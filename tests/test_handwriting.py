@@ -55,6 +55,14 @@ def test_stroke_glyphs_are_reproducible_and_varied() -> None:
     assert not np.array_equal(a, c)
 
 
+def test_stroke_glyphs_draw_what_earlier_models_were_trained_on() -> None:
+    """Adding a character must not change the random stream of the others: their sums of
+    ink, seed 7, as drawn before the decimal comma existed."""
+    rng = np.random.default_rng(7)
+    sums = [float(hw.StrokeGlyphs().glyph(c, rng).sum()) for c in "5.-0"]
+    assert sums == pytest.approx([104.6157, 22.7804, 24.6706, 84.1608], abs=1e-3)
+
+
 def test_stroke_glyphs_reject_unknown_characters() -> None:
     with pytest.raises(ValueError, match="alphabet"):
         hw.StrokeGlyphs().glyph("x", np.random.default_rng(0))
