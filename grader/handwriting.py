@@ -274,6 +274,12 @@ def random_style(rng: np.random.Generator, digit_height: float) -> Style:
     )
 
 
+# Writers let characters touch and overlap, but a character never starts more than this share
+# of the narrower of the two inside the one before it: a narrow "1" beside a wide "0" would
+# otherwise vanish under it, and the truth would say "10" where the ink shows one "0".
+MAX_OVERLAP = 0.35
+
+
 def _place_char(
     char: str, glyph: np.ndarray, style: Style, rng: np.random.Generator
 ) -> tuple[np.ndarray, float]:
@@ -307,8 +313,8 @@ def compose_number(
 ) -> np.ndarray:
     """Write ``text`` (characters of ``0-9 - . ,``) as one handwritten number.
 
-    Characters get the writer's spacing (sometimes touching or overlapping), a wobbling
-    baseline, per-character size changes, a common slant and stroke-thickness change; a
+    Characters get the writer's spacing (sometimes touching or overlapping, never hiding one
+    another: see :data:`MAX_OVERLAP`), a wobbling baseline, per-character size changes, a common slant and stroke-thickness change; a
     decimal point is small and sits on the baseline, a decimal comma hangs below it, a minus
     sign sits at mid-height.
 
@@ -330,7 +336,8 @@ def compose_number(
                 gap = abs(gap) * 0.6 + 0.04
             elif text[i - 1] == "-":
                 gap = abs(gap) * 0.5 + 0.1  # a minus touching a digit would read as a stroke
-            x += gap * h
+            narrower = min(img.shape[1], pieces[-1][0].shape[1])
+            x += max(gap * h, -MAX_OVERLAP * narrower)
         centre += rng.normal(0.0, style.wobble) * h
         pieces.append((img, x, centre))
         x += img.shape[1]

@@ -93,6 +93,32 @@ def test_compose_number_is_reproducible() -> None:
     assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("text", ["11", "10", "01", "111", "71"])
+def test_touching_characters_never_hide_one_another(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer who overlaps characters by 40 % of the digit height would bury a "1" under its
+    neighbour; no character may start more than MAX_OVERLAP of the narrower one inside the
+    character before it."""
+    placed: list[list[tuple[np.ndarray, float, float]]] = []
+    assemble = hw._assemble
+
+    def spy(pieces: list[tuple[np.ndarray, float, float]], *args: object) -> np.ndarray:
+        placed.append(list(pieces))
+        return assemble(pieces, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hw, "_assemble", spy)
+    crowded = hw.Style(digit_height=40, gap=-0.4, gap_spread=0.0, slant=0.0, aspect=1.0,
+                       wobble=0.0, thickness=0)
+    for seed in range(10):
+        hw.compose_number(text, hw.StrokeGlyphs(), np.random.default_rng(seed), 64,
+                          style=crowded)
+    for pieces in placed:
+        for (before, x0, _), (after, x1, _) in zip(pieces, pieces[1:]):
+            overlap = x0 + before.shape[1] - x1
+            narrower = min(before.shape[1], after.shape[1])
+            assert overlap <= hw.MAX_OVERLAP * narrower + 1e-6
+
+
 def test_decimal_point_is_small_and_low_and_minus_is_mid_height() -> None:
     rng = np.random.default_rng(6)
     style = hw.Style(
