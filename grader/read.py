@@ -222,6 +222,17 @@ FAINT_INSET = 0.1875
 FAINT_STRETCH_FLOOR = 0.12
 FAINT_LEVEL = 0.9
 FAINT_NUMBER_CONFIDENCE = 0.5
+# Writing the reading window leaves out: the window frames ink above 0.35 (see _ink_box), so a
+# "1" drawn lighter than the "0" beside it falls outside and "10" is read "0" with full
+# confidence.  A stroke counts as such writing when its ink, above LEFT_OUT_LEVEL, stands at
+# least LEFT_OUT_HEIGHT of the framed ink's height, level with it (most of its height inside
+# the framed band), beside it (no further than that height) and clear of the box's sides (see
+# STROKE_SIDE_MARGIN).  The number is read again with such strokes made as dark as the framed
+# ink, and goes to review unless that reading is the same number, as sure as the page's
+# threshold asks: the network may still discount a thin stroke beside the digits as a
+# remnant of the box's side, but no longer with full confidence.
+LEFT_OUT_LEVEL = 0.15
+LEFT_OUT_HEIGHT = 0.6
 
 
 def upright_stroke(ink: np.ndarray) -> bool:
@@ -278,6 +289,56 @@ def doubt_faint_reading(reading: Reading, stretched: Reading) -> Reading:
     return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
                    alternatives=alternatives,
                    needs_review=True)
+
+
+def left_out_strokes(ink: np.ndarray) -> np.ndarray | None:
+    """Mask of the written strokes the reading window leaves out (see LEFT_OUT_LEVEL), or None
+    when there are none."""
+    box = _ink_box(ink)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    band = y1 - y0
+    h, w = ink.shape
+    margin = STROKE_SIDE_MARGIN * h
+    mask = (ink > LEFT_OUT_LEVEL).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    found = np.zeros(n, dtype=bool)
+    for i in range(1, n):
+        x, y, cw, ch = (int(v) for v in stats[i, :4])
+        level = min(y + ch, y1) - max(y, y0)
+        beside = (x + cw <= x0 and x0 - (x + cw) <= band) or (x >= x1 and x - x1 <= band)
+        found[i] = (ch >= LEFT_OUT_HEIGHT * band and level >= 0.5 * ch and beside
+                    and margin <= x + cw / 2 <= w - margin)
+    if not found.any():
+        return None
+    return found[labels]
+
+
+def with_strokes_darkened(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """``ink`` with the ``strokes`` mask scaled up to the darkness of the framed ink."""
+    box = _ink_box(ink)
+    assert box is not None  # strokes were found beside it
+    x0, y0, x1, y1 = box
+    framed = ink[y0:y1, x0:x1]
+    target = float(np.percentile(framed[framed > 0.35], 90))
+    peak = float(ink[strokes].max())
+    out = ink.copy()
+    out[strokes] = np.clip(ink[strokes] * (target / max(peak, 1e-6)), 0.0, 1.0)
+    return out
+
+
+def doubt_left_out_reading(reading: Reading, again: Reading, threshold: float) -> Reading:
+    """``reading``, sent to review unless ``again`` (the ink it left out, darkened) is read
+    as the same number at ``threshold``; the other readings of ``again`` lead its
+    alternatives."""
+    if again.text == reading.text and again.confidence >= threshold:
+        return reading
+    others = [(again.text, again.confidence), *again.alternatives]
+    first = [(text, round(p, 6)) for text, p in others if text != reading.text][:2]
+    rest = [(text, p) for text, p in reading.alternatives if text not in dict(first)]
+    return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
+                   alternatives=first + rest, needs_review=True)
 
 
 def _accepted_as_empty(reading: Reading) -> bool:
@@ -709,7 +770,29 @@ class Reader:
             )
             for i, ink in enumerate(inks)
         ]
+        readings = self._doubt_left_out_strokes(readings, inks, threshold)
         return self._doubt_faint_numbers(readings, inks)
+
+    def _doubt_left_out_strokes(
+        self, readings: list[Reading], inks: Sequence[np.ndarray], threshold: float
+    ) -> list[Reading]:
+        """Accepted numbers read again with the strokes their window left out (see
+        LEFT_OUT_LEVEL)."""
+        darkened: dict[int, np.ndarray] = {}
+        for i, reading in enumerate(readings):
+            if reading.text is not None and not reading.needs_review:
+                strokes = left_out_strokes(inks[i])
+                if strokes is not None:
+                    darkened[i] = with_strokes_darkened(inks[i], strokes)
+        if not darkened:
+            return readings
+        ctc, status = self.logits_of_inks(list(darkened.values()), self.views)
+        out = list(readings)
+        for k, i in enumerate(darkened):
+            again = decide(ctc[:, k], status[:, k], self.alphabet, self.ctc_temperature,
+                           self.status_temperature)
+            out[i] = doubt_left_out_reading(readings[i], again, threshold)
+        return out
 
     def _doubt_faint_numbers(
         self, readings: list[Reading], inks: Sequence[np.ndarray]

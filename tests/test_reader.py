@@ -364,6 +364,63 @@ def test_a_page_written_in_light_pencil_has_no_answer_graded_as_missing_unseen(
         assert reading.text is not None or reading.needs_review
 
 
+def thin_box(level: int, *strokes: tuple[int, int, int, int]) -> np.ndarray:
+    """:func:`box_crop` with thin printed sides (erased as lines) and ``strokes`` written at
+    grey ``level``, beside a dark "0"."""
+    crop = box_crop()
+    for x0, y0, x1, y1 in ((20, 20, 340, 20), (20, 140, 340, 140), (20, 20, 20, 140),
+                           (340, 20, 340, 140)):
+        cv2.line(crop, (x0, y0), (x1, y1), 45, 3)
+    for x0, y0, x1, y1 in strokes:
+        cv2.line(crop, (x0, y0), (x1, y1), level, 6)
+    cv2.ellipse(crop, (190, 82), (22, 31), 0, 0, 360, 45, 7)
+    return crop
+
+
+def ten_in_a_box(one_level: int) -> np.ndarray:
+    """:func:`thin_box` with a "1" at grey ``one_level`` left of its "0"."""
+    return thin_box(one_level, (140, 52, 136, 112))
+
+
+def test_a_stroke_lighter_than_the_number_beside_it_is_found_left_out() -> None:
+    faint_one = rd.clean_ink(ten_in_a_box(190))
+    strokes = rd.left_out_strokes(faint_one)
+    assert strokes is not None
+    h, w = faint_one.shape
+    ys, xs = np.nonzero(strokes)
+    assert 130 / 360 <= xs.min() / w and xs.max() / w <= 146 / 360  # the "1", nothing else
+    darkened = rd.with_strokes_darkened(faint_one, strokes)
+    assert darkened[strokes].max() > 0.9 and rd._ink_box(darkened)[0] <= xs.min()
+    assert rd.left_out_strokes(rd.clean_ink(ten_in_a_box(60))) is None  # framed already
+    speck = thin_box(190, (150, 80, 151, 88))
+    assert rd.left_out_strokes(rd.clean_ink(speck)) is None  # too short to be a digit
+    side = thin_box(190, (30, 40, 30, 120))  # a faint double of the box's left side
+    assert rd.left_out_strokes(rd.clean_ink(side)) is None
+    far = thin_box(190, (300, 52, 296, 112))  # a stroke at the far end is no neighbour
+    assert rd.left_out_strokes(rd.clean_ink(far)) is None
+
+
+def test_a_number_read_without_the_stroke_beside_it_goes_to_review() -> None:
+    zero = rd.Reading("0", "number", 0.999, [(None, 0.0003)])
+    same = rd.Reading("0", "number", 0.99)
+    assert rd.doubt_left_out_reading(zero, same, 0.98) == zero
+    for again in (rd.Reading("0", "number", 0.92, [("10", 0.07)]),
+                  rd.Reading("10", "number", 0.6, [("0", 0.3)])):
+        doubted = rd.doubt_left_out_reading(zero, again, 0.98)
+        assert doubted.text == "0" and doubted.needs_review
+        assert doubted.confidence == rd.DOUBTED_EMPTY_CONFIDENCE
+        assert doubted.alternatives[0][0] == "10" and (None, 0.0003) in doubted.alternatives
+
+
+@pytest.mark.parametrize("one_level", [200, 190, 180, 170])
+def test_a_faint_one_beside_a_dark_zero_is_never_accepted_as_zero(
+        reader: rd.Reader, one_level: int) -> None:
+    # The window frames ink above 0.35, so the network alone reads these "0" at 0.999.
+    reading = reader.read(ten_in_a_box(one_level))
+    assert reading.text == "10" or reading.needs_review
+    assert reading.text == "10" or reading.alternatives[0][0] == "10"
+
+
 def test_an_empty_box_with_dark_sides_stays_blank_and_sure(reader: rd.Reader) -> None:
     reading = reader.read(faint_box(200))
     assert reading.text is None and reading.status == "blank" and not reading.needs_review
