@@ -314,9 +314,9 @@ def compose_number(
     """Write ``text`` (characters of ``0-9 - . ,``) as one handwritten number.
 
     Characters get the writer's spacing (sometimes touching or overlapping, never hiding one
-    another: see :data:`MAX_OVERLAP`), a wobbling baseline, per-character size changes, a common slant and stroke-thickness change; a
-    decimal point is small and sits on the baseline, a decimal comma hangs below it, a minus
-    sign sits at mid-height.
+    another: see :data:`MAX_OVERLAP`), a wobbling baseline, per-character size changes, a
+    common slant and stroke-thickness change; a decimal point is small and sits on the
+    baseline, a decimal comma hangs below it, a minus sign sits at mid-height.
 
     Returns ``float32`` ink ``(height_px, W)`` in ``0..1``: ``W`` is the tight width of the
     number plus a small margin, or ``width_px`` when given (the number is then scaled down if

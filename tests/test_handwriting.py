@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,7 @@ def test_touching_characters_never_hide_one_another(
         hw.compose_number(text, hw.StrokeGlyphs(), np.random.default_rng(seed), 64,
                           style=crowded)
     for pieces in placed:
-        for (before, x0, _), (after, x1, _) in zip(pieces, pieces[1:]):
+        for (before, x0, _), (after, x1, _) in itertools.pairwise(pieces):
             overlap = x0 + before.shape[1] - x1
             narrower = min(before.shape[1], after.shape[1])
             assert overlap <= hw.MAX_OVERLAP * narrower + 1e-6
