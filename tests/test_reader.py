@@ -390,7 +390,8 @@ def test_a_stroke_lighter_than_the_number_beside_it_is_found_left_out() -> None:
     xs = np.nonzero(strokes)[1]
     assert xs.min() / width >= 130 / 360 and xs.max() / width <= 146 / 360  # the "1" alone
     darkened = rd.with_strokes_darkened(faint_one, strokes)
-    assert darkened[strokes].max() > 0.9 and rd._ink_box(darkened)[0] <= xs.min()
+    framed = rd._ink_box(darkened)
+    assert darkened[strokes].max() > 0.9 and framed is not None and framed[0] <= xs.min()
     assert rd.left_out_strokes(rd.clean_ink(ten_in_a_box(60))) is None  # framed already
     speck = thin_box(190, (150, 80, 151, 88))
     assert rd.left_out_strokes(rd.clean_ink(speck)) is None  # too short to be a digit
