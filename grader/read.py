@@ -784,13 +784,8 @@ class Reader:
                 strokes = left_out_strokes(inks[i])
                 if strokes is not None:
                     darkened[i] = with_strokes_darkened(inks[i], strokes)
-        if not darkened:
-            return readings
-        ctc, status = self.logits_of_inks(list(darkened.values()), self.views)
         out = list(readings)
-        for k, i in enumerate(darkened):
-            again = decide(ctc[:, k], status[:, k], self.alphabet, self.ctc_temperature,
-                           self.status_temperature)
+        for i, again in self._read_again(darkened).items():
             out[i] = doubt_left_out_reading(readings[i], again, threshold)
         return out
 
@@ -804,15 +799,22 @@ class Reader:
                 ink = stretched_ink(inks[i])
                 if ink is not None:
                     stretched[i] = ink
-        if not stretched:
-            return readings
-        ctc, status = self.logits_of_inks(list(stretched.values()), self.views)
         out = list(readings)
-        for k, i in enumerate(stretched):
-            again = decide(ctc[:, k], status[:, k], self.alphabet, self.ctc_temperature,
-                           self.status_temperature)
+        for i, again in self._read_again(stretched).items():
             out[i] = doubt_faint_reading(readings[i], again)
         return out
+
+    def _read_again(self, inks: dict[int, np.ndarray]) -> dict[int, Reading]:
+        """Readings of altered inks (keyed by their field's index), through the same views,
+        without a threshold: the caller judges them against the first reading."""
+        if not inks:
+            return {}
+        ctc, status = self.logits_of_inks(list(inks.values()), self.views)
+        return {
+            i: decide(ctc[:, k], status[:, k], self.alphabet, self.ctc_temperature,
+                      self.status_temperature)
+            for k, i in enumerate(inks)
+        }
 
     def read(self, crop: np.ndarray) -> Reading:
         """Read one field crop."""
