@@ -393,6 +393,8 @@ def test_a_stroke_lighter_than_the_number_beside_it_is_found_left_out() -> None:
     framed = rd._ink_box(darkened)
     assert darkened[strokes].max() > 0.9 and framed is not None and framed[0] <= xs.min()
     assert rd.left_out_strokes(rd.clean_ink(ten_in_a_box(60))) is None  # framed already
+    blank = rd.clean_ink(box_crop())
+    assert rd.with_strokes_darkened(blank, np.zeros(blank.shape, bool)) is blank
     speck = thin_box(190, (150, 80, 151, 88))
     assert rd.left_out_strokes(rd.clean_ink(speck)) is None  # too short to be a digit
     side = thin_box(190, (30, 40, 30, 120))  # a faint double of the box's left side
