@@ -11,7 +11,9 @@ of those verdicts were wrong and how many automatic verdicts were wrong in all; 
 lowest threshold at which, for every share of wrong answers, the credited verdicts are wrong at
 most 1 time in 500, as the readings the reader accepts on its own are.  Classes are
 simulated with the usual share of wrong answers and with a much larger one, since wrong
-answers are what a credited reading could hide.
+answers are what a credited reading could hide.  Last, how many ``incorrect`` verdicts (with
+crediting off) were right answers misread: the error a student marked wrong meets, which the
+1-in-500 contract over all verdicts hides when few answers are wrong.
 
     .venv/bin/python bench/key_match.py [--classes 12] [--wrong 0.08 0.3]
                                         [--model-dir grader/models] [--write]
@@ -59,6 +61,8 @@ class Tally:
     auto_wrong: int = 0
     credited: int = 0
     credited_wrong: int = 0
+    incorrect: int = 0
+    incorrect_wrong: int = 0
 
     def add(self, other: Tally) -> None:
         for name in asdict(self):
@@ -119,6 +123,9 @@ def tally_class(folder: Path, key_match: float | None) -> Tally:
                 continue
             wrong = result.verdict != truth["verdicts"][result.field_id]
             tally.auto_wrong += wrong
+            if result.verdict == "incorrect":
+                tally.incorrect += 1
+                tally.incorrect_wrong += wrong
             if result.reader_unsure:
                 tally.credited += 1
                 tally.credited_wrong += wrong
@@ -158,6 +165,7 @@ def report(folders: Sequence[tuple[float, Path]], thresholds: str) -> float | No
     print(f"{'key-match':>9}" + f"{'review':>8}{'credited':>10}{'wrong':>7}{'auto wrong':>17}"
           * len(rates))
     chosen = None
+    uncredited: list[Tally] = []
     for key_match in (None, *CANDIDATES):
         tallies = [Tally() for _ in rates]
         for rate, folder in folders:
@@ -166,8 +174,13 @@ def report(folders: Sequence[tuple[float, Path]], thresholds: str) -> float | No
         print(f"{name:>9}" + "".join(
             f"{100 * t.review / max(t.fields, 1):>7.1f}%{t.credited:>10}{t.credited_wrong:>7}"
             f"{t.auto_wrong:>7} of {t.fields - t.review:>6}" for t in tallies))
+        if key_match is None:
+            uncredited = tallies
         if key_match is not None and chosen is None and all(map(within_target, tallies)):
             chosen = key_match
+    print("'incorrect' verdicts that were right answers misread (key-match off): " + ", ".join(
+        f"{t.incorrect_wrong} of {t.incorrect} at {rate:.0%} wrong answers"
+        for rate, t in zip(rates, uncredited, strict=True)))
     return chosen
 
 

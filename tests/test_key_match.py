@@ -35,5 +35,7 @@ def test_credited_verdicts_must_be_wrong_at_most_one_time_in_500() -> None:
     assert not within_target(Tally(fields=2000, credited=1000, credited_wrong=3))
     assert within_target(Tally(fields=2000))
     total = Tally(fields=10, review=2)
-    total.add(Tally(fields=5, review=1, credited=3, credited_wrong=1))
+    total.add(Tally(fields=5, review=1, credited=3, credited_wrong=1, incorrect=2,
+                    incorrect_wrong=1))
     assert (total.fields, total.review, total.credited, total.credited_wrong) == (15, 3, 3, 1)
+    assert (total.incorrect, total.incorrect_wrong) == (2, 1)
