@@ -262,8 +262,19 @@ def doubt_empty_reading(reading: Reading, ink: np.ndarray) -> Reading:
     """``reading``, sent to review when it says blank or smudge over a written stroke."""
     if reading.text is not None or reading.status == "crossed_out" or not upright_stroke(ink):
         return reading
+    return doubted(reading)
+
+
+def doubted(
+    reading: Reading, leading: Sequence[tuple[str | None, float]] = ()
+) -> Reading:
+    """``reading`` sent to review by a second look, its confidence capped below every
+    threshold (DOUBTED_EMPTY_CONFIDENCE), with what that look read (``leading``) first among
+    its alternatives, each reading listed once."""
+    lead = [(text, round(p, 6)) for text, p in leading]
+    rest = [(text, p) for text, p in reading.alternatives if text not in dict(lead)]
     return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
-                   needs_review=True)
+                   alternatives=lead + rest, needs_review=True)
 
 
 def stretched_ink(ink: np.ndarray) -> np.ndarray | None:
@@ -285,10 +296,7 @@ def doubt_faint_reading(reading: Reading, stretched: Reading) -> Reading:
     number leads its alternatives, with its probability in the stretched ink."""
     if stretched.text is None or stretched.confidence < FAINT_NUMBER_CONFIDENCE:
         return reading
-    alternatives = [(stretched.text, round(stretched.confidence, 6)), *reading.alternatives]
-    return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
-                   alternatives=alternatives,
-                   needs_review=True)
+    return doubted(reading, [(stretched.text, stretched.confidence)])
 
 
 def left_out_strokes(ink: np.ndarray) -> np.ndarray | None:
@@ -336,10 +344,7 @@ def doubt_left_out_reading(reading: Reading, again: Reading, threshold: float) -
     if again.text == reading.text and again.confidence >= threshold:
         return reading
     others = [(again.text, again.confidence), *again.alternatives]
-    first = [(text, round(p, 6)) for text, p in others if text != reading.text][:2]
-    rest = [(text, p) for text, p in reading.alternatives if text not in dict(first)]
-    return replace(reading, confidence=min(reading.confidence, DOUBTED_EMPTY_CONFIDENCE),
-                   alternatives=first + rest, needs_review=True)
+    return doubted(reading, [(text, p) for text, p in others if text != reading.text][:2])
 
 
 def _accepted_as_empty(reading: Reading) -> bool:
