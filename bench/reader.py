@@ -359,15 +359,23 @@ def decimal_mark_tier(
         if mark == "tailed point":
             synth.mnist_like = TailedDots(synth.mnist_like)  # type: ignore[assignment]
         readings = read_all(reader, written(synth, texts, [seed, BENCH_STREAM, 6]))
-        right = np.array([r.text == t for r, t in zip(readings, texts, strict=True)])
-        review = np.array([r.needs_review for r in readings])
-        result[mark] = {
-            "fields": float(count),
-            "exact": float(right.mean()),
-            "review": float(review.mean()),
-            "accepted_misreads": float((~right & ~review).sum()),
-        }
+        row, accepted = tier_row(readings, texts)
+        result[mark] = {**row, "accepted_misreads": float(sum(r.text != t for r, t in accepted))}
     return result
+
+
+def tier_row(
+    readings: Sequence[Reading], texts: Sequence[str]
+) -> tuple[dict[str, float], list[tuple[Reading, str]]]:
+    """How a tier's numbers were read (the share exactly and the share sent to review), and
+    the readings accepted without review, each with the number written."""
+    pairs = list(zip(readings, texts, strict=True))
+    row = {
+        "fields": float(len(texts)),
+        "exact": float(np.mean([r.text == t for r, t in pairs])),
+        "review": float(np.mean([r.needs_review for r, _ in pairs])),
+    }
+    return row, [(r, t) for r, t in pairs if not r.needs_review]
 
 
 def written(synth: Synthesizer, texts: Sequence[str], stream: list[int]) -> list[np.ndarray]:
@@ -403,14 +411,9 @@ def faint_tier(
         synth = Synthesizer(glyphs, stroke_share=0.0, symbol_stroke_share=0.0,
                             ink_darkness=darkness)
         readings = read_all(reader, written(synth, texts, [seed, BENCH_STREAM, 8]))
-        result[f"{darkness:.2f}"] = {
-            "fields": float(count),
-            "exact": float(np.mean([r.text == t for r, t in zip(readings, texts, strict=True)])),
-            "review": float(np.mean([r.needs_review for r in readings])),
-            "accepted_as_no_answer": float(
-                sum(r.text is None and not r.needs_review for r in readings)
-            ),
-        }
+        row, accepted = tier_row(readings, texts)
+        empty = float(sum(r.text is None for r, _ in accepted))
+        result[f"{darkness:.2f}"] = {**row, "accepted_as_no_answer": empty}
     return result
 
 
