@@ -217,11 +217,21 @@ DOUBTED_EMPTY_CONFIDENCE = 0.5
 # from the ink stretched so that the darkest ink inside the box (this share of the crop's
 # height, 3 mm, in from its ends: clear of the box's sides and their remnants) is full
 # darkness, by at most 1 / FAINT_STRETCH_FLOOR; a number read there at FAINT_NUMBER_CONFIDENCE
-# or more sends the field to review.  Boxes already that dark are not read again.
+# or more sends the field to review.  Boxes already that dark are not read again.  What is
+# left of printed lines does not count towards that darkness (see printed_line_marks): a box
+# photographed off its place puts a dark side inside that band, and a faint number beside it
+# was then taken as already dark enough.
 FAINT_INSET = 0.1875
 FAINT_STRETCH_FLOOR = 0.12
 FAINT_LEVEL = 0.9
 FAINT_NUMBER_CONFIDENCE = 0.5
+# A printed line's remnant: a straight run of ink above this level, at least this share of
+# the crop's height long (4 mm: pieces of a side are often short), horizontal or vertical,
+# grown by this many pixels for its fringe.  A dark "1" drawn dead straight counts too; that
+# only means a reading of no answer over it is read again.
+LINE_MARK_INK = 0.35
+LINE_MARK_RUN = 0.25
+LINE_MARK_FRINGE = 2
 # Writing the reading window leaves out: the window frames ink above 0.35 (see _ink_box), so a
 # "1" drawn lighter than the "0" beside it falls outside and "10" is read "0" with full
 # confidence.  A stroke counts as such writing when its ink, above LEFT_OUT_LEVEL, stands at
@@ -279,16 +289,30 @@ def doubted(
 
 def stretched_ink(ink: np.ndarray) -> np.ndarray | None:
     """Cleaned ink with its faint writing made dark (see FAINT_INSET), or None when the
-    box's interior already holds ink dark enough that stretching would change little."""
+    box's interior already holds writing dark enough that stretching would change little."""
     h, w = ink.shape
     inset = round(FAINT_INSET * h)
-    interior = ink[inset : h - inset, inset : w - inset]
-    if interior.size == 0:
+    inside = (slice(inset, h - inset), slice(inset, w - inset))
+    writing = ink[inside][~printed_line_marks(ink)[inside]]
+    if writing.size == 0:
         return None
-    darkest = float(np.percentile(interior, 99.5))
+    darkest = float(np.percentile(writing, 99.5))
     if darkest >= FAINT_LEVEL:
         return None
     return np.clip(ink / max(darkest, FAINT_STRETCH_FLOOR), 0.0, 1.0).astype(np.float32)
+
+
+def printed_line_marks(ink: np.ndarray) -> np.ndarray:
+    """Boolean mask of what printed lines left in cleaned ink: straight dark runs (see
+    LINE_MARK_RUN) with their fringe.  Only for judging how dark the writing is: faint
+    writing has no run that dark, and dark writing stays dark elsewhere."""
+    h = ink.shape[0]
+    dark = (ink > LINE_MARK_INK).astype(np.uint8)
+    run = max(3, int(LINE_MARK_RUN * h))
+    across = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
+    down = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((run, 1), np.uint8))
+    grow = np.ones((2 * LINE_MARK_FRINGE + 1, 2 * LINE_MARK_FRINGE + 1), np.uint8)
+    return np.asarray(cv2.dilate(np.maximum(across, down), grow) > 0)
 
 
 def doubt_faint_reading(reading: Reading, stretched: Reading) -> Reading:

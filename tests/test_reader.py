@@ -314,8 +314,23 @@ def test_faint_writing_inside_the_box_is_stretched_to_full_darkness() -> None:
     assert stroke_part(faint).max() < 0.5  # the box's dark sides set the contrast
     stretched = rd.stretched_ink(faint)
     assert stretched is not None and stroke_part(stretched).max() > 0.95
-    dark = rd.clean_ink(faint_box(60, (180, 50, 176, 115)))
-    assert rd.stretched_ink(dark) is None  # dark enough already: not read again
+    dark_zero = faint_box(60)
+    cv2.ellipse(dark_zero, (190, 82), (22, 31), 0, 0, 360, 60, 7)
+    assert rd.stretched_ink(rd.clean_ink(dark_zero)) is None  # dark already: not read again
+
+
+def test_a_printed_line_inside_the_box_does_not_count_as_dark_writing() -> None:
+    # A box photographed off its place: its top and left sides lie 3.5 mm in, where the
+    # darkness of the writing is judged, and a faint "1" stands beside them.
+    crop = box_crop((35, 35, 340, 35), (35, 35, 35, 140))
+    cv2.line(crop, (180, 50), (176, 115), 200, 6)
+    faint = rd.clean_ink(crop)
+    marks = rd.printed_line_marks(faint)
+    h, w = faint.shape
+    assert marks[round(35 / 160 * h), w // 2] and marks[h // 2, round(35 / 360 * w)]
+    assert not marks[round(0.4 * h) : round(0.68 * h), round(0.47 * w) : round(0.52 * w)].any()
+    stretched = rd.stretched_ink(faint)
+    assert stretched is not None and stroke_part(stretched).max() > 0.95
 
 
 def test_no_answer_whose_stretched_ink_reads_as_a_number_goes_to_review() -> None:
