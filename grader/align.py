@@ -19,7 +19,7 @@ places, so they barely move a side's mean line response, while the real border r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import cv2
@@ -1209,9 +1209,7 @@ def refine_boxes(
         return _measure_found_distance(ordered)  # too little found to judge or place the rest
     scene = Scene(gray, fit.h, lines, boxes)
     _demote_outliers(ordered, anchors, scene)
-    for i, f in enumerate(ordered):
-        if not f.found and f.trusted:
-            ordered[i] = _search_where_row_puts(i, ordered, scene)
+    _search_rows(ordered, scene)
     for i, f in enumerate(ordered):
         if not f.found:
             anchors = anchors.without(i)
@@ -1501,20 +1499,109 @@ def _row_beyond(
 # 0.86 mm, a digit found 0.78 mm off at first too) and 128 of 145 at an end of the row (p99
 # 0.47, worst 0.51); of 12 digits really lost there, 7 were found, none more than 0.61 mm off.
 ROW_SEARCH_MM = 0.3
+ROW_NEXT_MM = 12.0  # a row's next box: student-number digits stand 11.5 mm apart
+
+
+def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
+    """Search every lost box of a row again where its row puts it, until no more is found:
+    a digit found next to a found one lets the row's next lost digit be searched for too.
+    A row that gained a box this way is then checked for lying one box off (see
+    :func:`_refuse_row_one_box_off`)."""
+    gained: set[int] = set()
+    progress = True
+    while progress:
+        progress = False
+        for i, f in enumerate(fits):
+            if not f.found and f.trusted:
+                fits[i] = _search_where_row_puts(i, fits, scene)
+                if fits[i].found:
+                    gained.add(i)
+                    progress = True
+    for row in {tuple(_row_of(i, fits)) for i in gained}:
+        _refuse_row_one_box_off(list(row), fits, scene)
+
+
+def _row_of(i: int, fits: list[BoxFit]) -> list[int]:
+    """Box ``i``'s row (boxes of the same top and height, itself included), left to right."""
+    _, y, _, h = fits[i].box.rect
+    row = [j for j, g in enumerate(fits)
+           if abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
+    return sorted(row, key=lambda j: fits[j].box.centre[0])
+
+
+def _refuse_row_one_box_off(row: list[int], fits: list[BoxFit], scene: Scene) -> None:
+    """Refuse every box of ``row`` if a printed box of the same size stands one step beyond
+    an end of it, where the row's end box puts the next one.
+
+    A row of equal boxes looks the same shifted by one box: a border search that locked
+    onto a neighbour lets the rest of the row be found one box along, each box agreeing
+    with the others.  The printed row has nothing beyond its ends, so a border there means
+    the found row is not where it is printed.  Looked for beyond an end whose own box, or
+    the box next to it, was found (moved as that box is).
+    """
+    found = [j for j in row if fits[j].found]
+    if len(row) < 3 or len(found) < 2:
+        return
+    pitch = fits[row[1]].box.centre[0] - fits[row[0]].box.centre[0]
+    for end, outer, step in ((row[0], found[0], -pitch), (row[-1], found[-1], pitch)):
+        if abs(fits[outer].box.centre[0] - fits[end].box.centre[0]) > ROW_NEXT_MM:
+            continue  # too far from the end to tell where the next box would be
+        x, y, w, h = fits[end].box.rect
+        beyond = BoxSpec(f"{fits[end].box.box_id}.beyond", (x + step, y, w, h))
+        guess = _correction_from_corners(beyond, fits[outer].corner_shifts_mm)
+        if fit_box(scene.gray, scene.h_page, beyond, scene.lines, guess, scene.boxes,
+                   Window.for_uncertainty(ROW_SEARCH_MM)).found:
+            for j in row:
+                fits[j] = replace(
+                    fits[j], found=False, trusted=False,
+                    note="its row of boxes was found one box along from where it is printed")
+            return
+
+
+def _row_shifts(i: int, fits: list[BoxFit]) -> tuple[np.ndarray, bool] | None:
+    """Where box ``i``'s row puts its corners (shifts, (4, 2) page mm), and whether a box
+    found there must be checked against it: between its found neighbours or beyond the two
+    nearest at an end of the row (not checked: calibrated without), else fitted along the
+    row's found boxes when one stands right next to it (at most ``ROW_NEXT_MM`` away);
+    None without any of them."""
+    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
+    if placement is not None:
+        a, b, t = placement
+        return (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm, False
+    left, right = _row_sides(i, fits)
+    cx = fits[i].box.centre[0]
+    found = left + right
+    if not any(abs(fits[j].box.centre[0] - cx) <= ROW_NEXT_MM for j in found):
+        return None
+    # On a curled sheet the box next to a found one can be moved a millimetre more than it.
+    # Between found boxes, a parabola through the row's found boxes follows the bend; beyond
+    # them, the straight line through the two nearest (a parabola thrown past its points
+    # strays).
+    if not left or not right:
+        found = sorted(found, key=lambda j: abs(fits[j].box.centre[0] - cx))[:2]
+    xs = np.array([fits[j].box.centre[0] - cx for j in found])
+    shifts = np.array([fits[j].corner_shifts_mm for j in found]).reshape(len(found), -1)
+    design = np.vander(xs, min(len(found) - 1, 2) + 1, increasing=True)
+    sol, *_ = np.linalg.lstsq(design, shifts, rcond=None)
+    return np.asarray(sol[0]).reshape(4, 2), True
 
 
 def _search_where_row_puts(i: int, fits: list[BoxFit], scene: Scene) -> BoxFit:
     """Box ``i`` (lost) found by its border where its row puts it, or returned unchanged."""
     f = fits[i]
-    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
+    placement = _row_shifts(i, fits)
     if placement is None:
         return f
-    a, b, t = placement
-    shifts = (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm
+    shifts, checked = placement
     again = fit_box(scene.gray, scene.h_page, f.box, scene.lines,
                     _correction_from_corners(f.box, shifts), scene.boxes,
                     Window.for_uncertainty(ROW_SEARCH_MM))
     if not again.found:
+        return f
+    # Fitted along a row, the window can still reach a line near its edge: the box found
+    # must stand where the row puts it.
+    moved = float(np.linalg.norm(again.shift_mm - shifts.mean(axis=0)))
+    if checked and moved > MAX_DISAGREEMENT_MM:
         return f
     again.note = "found where its row puts it"
     return again

@@ -32,6 +32,9 @@ from grader.align import (
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
+    _refuse_row_one_box_off,
+    _row_of,
+    _search_rows,
     _search_where_row_puts,
     fit_box,
     fit_page,
@@ -651,6 +654,58 @@ def test_a_lost_digit_is_found_again_where_its_row_puts_it(printed, which: str) 
     fits[lost] = dataclasses.replace(fits[lost], found=False, note="border not found")
     gone = _search_where_row_puts(lost, fits, Scene(blank, trace.fit.h, lines, boxes))
     assert not gone.found
+
+
+def test_lost_digits_between_far_apart_found_ones_are_found_one_after_another(printed) -> None:
+    """With only the two end digits of the student-number row found, the lost ones between
+    are searched for next to a found one, where the row's found digits put them, and each
+    digit found lets the next be searched: the whole row is found by its borders."""
+    index, rasters, _ = printed
+    image, m = place(rasters[0], 4.0)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert trace.fit is not None
+    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    assert len(digits) >= 5
+    fits = list(result.box_fits)
+    for i in digits[1:-1]:
+        fits[i] = dataclasses.replace(fits[i], found=False, note="border not found")
+    lines = LineModel.for_blur(result.quality.edge_mm)
+    _search_rows(fits, Scene(image, trace.fit.h, lines, tuple(f.box for f in fits)))
+    assert all(fits[i].found and fits[i].note == "found where its row puts it"
+               for i in digits[1:-1])
+    result.box_fits[:] = fits
+    errors = crop_centre_errors_mm(result, m)
+    assert max(errors[i] for i in digits) < 0.3
+
+
+def test_a_row_found_one_box_along_is_refused(printed) -> None:
+    """A row of equal boxes found one box along from where it is printed (each digit on its
+    neighbour's border) has a printed box beyond its end: every box of the row is refused.
+    The row where it is printed is kept."""
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 4.0)
+    trace = AlignTrace()
+    result = align_page(image, index, trace=trace)
+    assert trace.fit is not None
+    fits = list(result.box_fits)
+    digits = [i for i, f in enumerate(fits) if f.box.box_id.startswith("student")]
+    row = _row_of(digits[0], fits)
+    assert row == digits
+    scene = Scene(image, trace.fit.h, LineModel.for_blur(result.quality.edge_mm),
+                  tuple(f.box for f in fits))
+    kept = list(fits)
+    _refuse_row_one_box_off(row, kept, scene)
+    assert all(kept[i].found and kept[i].trusted for i in row)
+    pitch = fits[row[1]].box.centre[0] - fits[row[0]].box.centre[0]
+    along = list(fits)
+    for i in row:
+        along[i] = dataclasses.replace(fits[i], corner_shifts_mm=fits[i].corner_shifts_mm
+                                       + np.array([pitch, 0.0]))
+    along[row[-1]] = dataclasses.replace(along[row[-1]], found=False)  # nothing beyond
+    _refuse_row_one_box_off(row, along, scene)
+    assert not any(along[i].found or along[i].trusted for i in row)
+    assert "one box along" in along[row[0]].note
 
 
 def test_align_command_names_an_unplaced_box(printed, tmp_path: Path, capsys) -> None:
