@@ -32,6 +32,7 @@ from grader.align import (
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
+    _refuse_off_their_row,
     _refuse_row_one_box_off,
     _row_of,
     _search_rows,
@@ -677,6 +678,26 @@ def test_lost_digits_between_far_apart_found_ones_are_found_one_after_another(pr
     result.box_fits[:] = fits
     errors = crop_centre_errors_mm(result, m)
     assert max(errors[i] for i in digits) < 0.3
+
+
+def test_a_digit_found_far_from_where_its_row_puts_it_is_searched_again(printed) -> None:
+    """A found digit whose border stands more than 3 mm from where its row's found digits
+    put it is marked lost (to be searched for again there); 1 mm off, it is kept."""
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 4.0)
+    result = align_page(image, index)
+    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    for moved_mm, refused in ((1.0, False), (4.0, True)):
+        fits = list(result.box_fits)
+        end = digits[-1]
+        move = np.array([0.0, moved_mm])
+        fits[end] = dataclasses.replace(fits[end], shift_mm=fits[end].shift_mm + move,
+                                        corner_shifts_mm=fits[end].corner_shifts_mm + move)
+        _refuse_off_their_row(fits)
+        assert fits[end].found is not refused
+        assert fits[end].trusted
+        assert all(fits[i].found for i in digits[:-1])
+        assert ("from where its row puts it" in fits[end].note) is refused
 
 
 def test_a_row_found_one_box_along_is_refused(printed) -> None:
