@@ -627,17 +627,26 @@ def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_eve
         assert _from_row(lost, fits, result.homography).trusted is not refused
 
 
-@pytest.mark.parametrize("which", ["middle", "end"])
-def test_a_lost_digit_is_found_again_where_its_row_puts_it(printed, which: str) -> None:
-    """A digit whose border the page-wide search missed is searched again in a narrow window
-    where its row's found digits put it (between them, or beyond the two nearest at an end of
-    the row), and found by its own border; not where its border is gone."""
+def flat_student_row(printed) -> tuple[np.ndarray, np.ndarray, AlignTrace, AlignedPage, list[int]]:
+    """A flat page 1 aligned: image, true mapping, trace, result and the indices of its
+    student-number digits among the box fits."""
     index, rasters, _ = printed
     image, m = place(rasters[0], 4.0)
     trace = AlignTrace()
     result = align_page(image, index, trace=trace)
     assert trace.fit is not None
     digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    assert len(digits) >= 5
+    return image, m, trace, result, digits
+
+
+@pytest.mark.parametrize("which", ["middle", "end"])
+def test_a_lost_digit_is_found_again_where_its_row_puts_it(printed, which: str) -> None:
+    """A digit whose border the page-wide search missed is searched again in a narrow window
+    where its row's found digits put it (between them, or beyond the two nearest at an end of
+    the row), and found by its own border; not where its border is gone."""
+    image, m, trace, result, digits = flat_student_row(printed)
+    assert trace.fit is not None
     lost = digits[len(digits) // 2] if which == "middle" else digits[-1]
     fits = list(result.box_fits)
     fits[lost] = dataclasses.replace(fits[lost], found=False, note="border not found")
@@ -661,13 +670,8 @@ def test_lost_digits_between_far_apart_found_ones_are_found_one_after_another(pr
     """With only the two end digits of the student-number row found, the lost ones between
     are searched for next to a found one, where the row's found digits put them, and each
     digit found lets the next be searched: the whole row is found by its borders."""
-    index, rasters, _ = printed
-    image, m = place(rasters[0], 4.0)
-    trace = AlignTrace()
-    result = align_page(image, index, trace=trace)
+    image, m, trace, result, digits = flat_student_row(printed)
     assert trace.fit is not None
-    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
-    assert len(digits) >= 5
     fits = list(result.box_fits)
     for i in digits[1:-1]:
         fits[i] = dataclasses.replace(fits[i], found=False, note="border not found")
@@ -683,10 +687,7 @@ def test_lost_digits_between_far_apart_found_ones_are_found_one_after_another(pr
 def test_a_digit_found_far_from_where_its_row_puts_it_is_searched_again(printed) -> None:
     """A found digit whose border stands more than 3 mm from where its row's found digits
     put it is marked lost (to be searched for again there); 1 mm off, it is kept."""
-    index, rasters, _ = printed
-    image, _ = place(rasters[0], 4.0)
-    result = align_page(image, index)
-    digits = [i for i, f in enumerate(result.box_fits) if f.box.box_id.startswith("student")]
+    _, _, _, result, digits = flat_student_row(printed)
     for moved_mm, refused in ((1.0, False), (4.0, True)):
         fits = list(result.box_fits)
         end = digits[-1]
@@ -704,13 +705,9 @@ def test_a_row_found_one_box_along_is_refused(printed) -> None:
     """A row of equal boxes found one box along from where it is printed (each digit on its
     neighbour's border) has a printed box beyond its end: every box of the row is refused.
     The row where it is printed is kept."""
-    index, rasters, _ = printed
-    image, _ = place(rasters[0], 4.0)
-    trace = AlignTrace()
-    result = align_page(image, index, trace=trace)
+    image, _, trace, result, digits = flat_student_row(printed)
     assert trace.fit is not None
     fits = list(result.box_fits)
-    digits = [i for i, f in enumerate(fits) if f.box.box_id.startswith("student")]
     row = _row_of(digits[0], fits)
     assert row == digits
     scene = Scene(image, trace.fit.h, LineModel.for_blur(result.quality.edge_mm),
