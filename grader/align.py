@@ -1607,8 +1607,8 @@ def _row_shifts(i: int, fits: list[BoxFit]) -> tuple[np.ndarray, bool] | None:
         return None
     # On a curled sheet the box next to a found one can be moved a millimetre more than it.
     # Between found boxes, a parabola through the row's found boxes follows the bend; beyond
-    # them, the straight line through the two nearest (a parabola thrown past its points
-    # strays).
+    # them, the straight line through the two nearest (a parabola is not trusted past its
+    # points).
     if not left or not right:
         found = sorted(found, key=lambda j: abs(fits[j].box.centre[0] - cx))[:2]
     xs = np.array([fits[j].box.centre[0] - cx for j in found])
