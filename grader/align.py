@@ -1508,16 +1508,20 @@ def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
     A row that gained a box this way is then checked for lying one box off (see
     :func:`_refuse_row_one_box_off`)."""
     _refuse_off_their_row(fits)
+    lost = {i for i, f in enumerate(fits) if not f.found and f.trusted}
     gained: set[int] = set()
-    progress = True
-    while progress:
-        progress = False
-        for i, f in enumerate(fits):
-            if not f.found and f.trusted:
-                fits[i] = _search_where_row_puts(i, fits, scene)
-                if fits[i].found:
-                    gained.add(i)
-                    progress = True
+    retry = sorted(lost)
+    while retry:
+        found_now = set()
+        for i in retry:
+            fits[i] = _search_where_row_puts(i, fits, scene)
+            if fits[i].found:
+                found_now.add(i)
+        gained |= found_now
+        lost -= found_now
+        # Only a box whose row gained one is placed differently the next time.
+        rows = [set(_row_of(i, fits)) for i in found_now]
+        retry = sorted(i for i in lost if any(i in row for row in rows))
     for row in {tuple(_row_of(i, fits)) for i in gained}:
         _refuse_row_one_box_off(list(row), fits, scene)
 
