@@ -1505,8 +1505,9 @@ ROW_NEXT_MM = 12.0  # a row's next box: student-number digits stand 11.5 mm apar
 def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
     """Search every lost box of a row again where its row puts it, until no more is found:
     a digit found next to a found one lets the row's next lost digit be searched for too.
-    A row that gained a box this way is then checked for lying one box off (see
-    :func:`_refuse_row_one_box_off`)."""
+    First, a found box far from where its row puts it is taken as lost (see
+    :func:`_refuse_off_their_row`); last, a row that gained a box is checked for lying one
+    box off (see :func:`_refuse_row_one_box_off`)."""
     _refuse_off_their_row(fits)
     lost = {i for i, f in enumerate(fits) if not f.found and f.trusted}
     gained: set[int] = set()
@@ -1544,17 +1545,28 @@ def _refuse_off_their_row(fits: list[BoxFit]) -> None:
     for i, f in enumerate(fits):
         if not f.found:
             continue
-        placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
-        if placement is None:
+        shifts = _row_puts(i, fits)
+        if shifts is None:
             continue
-        a, b, t = placement
-        shifts = (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm
         moved = float(np.linalg.norm(f.shift_mm - shifts.mean(axis=0)))
         if moved > ROW_OFF_MM:
             off.append((i, moved))
     for i, moved in off:
         fits[i] = replace(fits[i], found=False, trusted=True,
                           note=f"its border is {moved:.1f} mm from where its row puts it")
+
+
+def _row_puts(i: int, fits: list[BoxFit]) -> np.ndarray | None:
+    """The corner shifts (4, 2) page mm that box ``i``'s row's found boxes give it: between
+    its nearest found neighbours, or beyond the two nearest at an end of the row (all within
+    ``ROW_SPAN_MM``); None where neither applies."""
+    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
+    return None if placement is None else _shifts_between(fits, *placement)
+
+
+def _shifts_between(fits: list[BoxFit], a: int, b: int, t: float) -> np.ndarray:
+    """Corner shifts (4, 2) a share ``t`` of the way from box ``a``'s to box ``b``'s."""
+    return (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm
 
 
 def _row_of(i: int, fits: list[BoxFit]) -> list[int]:
@@ -1600,10 +1612,9 @@ def _row_shifts(i: int, fits: list[BoxFit]) -> tuple[np.ndarray, bool] | None:
     nearest at an end of the row (not checked: calibrated without), else fitted along the
     row's found boxes when one stands right next to it (at most ``ROW_NEXT_MM`` away);
     None without any of them."""
-    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
-    if placement is not None:
-        a, b, t = placement
-        return (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm, False
+    near = _row_puts(i, fits)
+    if near is not None:
+        return near, False
     left, right = _row_sides(i, fits)
     cx = fits[i].box.centre[0]
     found = left + right
@@ -1654,10 +1665,8 @@ def _correction_from_corners(box: BoxSpec, shifts: np.ndarray) -> Correction:
 def _row_sides(i: int, fits: list[BoxFit]) -> tuple[list[int], list[int]]:
     """The found boxes of box ``i``'s row (boxes of the same top and height) on its left and
     on its right."""
-    _, y, _, h = fits[i].box.rect
     cx = fits[i].box.centre[0]
-    row = [j for j, g in enumerate(fits) if j != i and g.found
-           and abs(g.box.rect[1] - y) < 0.5 and abs(g.box.rect[3] - h) < 0.5]
+    row = [j for j in _row_of(i, fits) if j != i and fits[j].found]
     return ([j for j in row if fits[j].box.centre[0] < cx],
             [j for j in row if fits[j].box.centre[0] > cx])
 
@@ -1681,7 +1690,7 @@ def _from_row(i: int, fits: list[BoxFit], h_page: np.ndarray) -> BoxFit:
         checks += 1
     if checks < ROW_CHECKS:
         return f
-    shift = (1 - t) * fits[a].corner_shifts_mm + t * fits[b].corner_shifts_mm
+    shift = _shifts_between(fits, a, b, t)
     corners_mm = box_corners_mm(f.box.rect)
     corners_px = project(h_page, corners_mm + shift)
     return BoxFit(f.box, corners_px, _box_homography(f.box.rect, corners_px), False,
