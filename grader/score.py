@@ -276,7 +276,9 @@ def judge(
             if doubtful_upstream:
                 return "review", "follow-through rests on an earlier reading in review"
             return "correct", f"follow-through: {result.expected_used} from your earlier answers"
-    if doubtful_upstream and carried is not None:
+    # Even where the doubted earlier reading matches the key (or is no answer), so that
+    # nothing is carried: what the student really wrote there may make this follow-through.
+    if doubtful_upstream:
         return "review", "depends on an earlier reading in review"
     target = carried if carried is not None else expected
     acceptable = [(text, p) for text, p in reading.alternatives
@@ -306,7 +308,8 @@ def score_page(
         upstream = ancestors(field["id"], {f["id"]: f for f in exercise["fields"]})
         carried = (carried_expectation(field, exercise, upstream, student_values)
                    if context.carry_forward else None)
-        doubtful_upstream = any(a in doubtful for a in upstream)
+        # Without follow-through credit an earlier field's reading changes nothing here.
+        doubtful_upstream = context.carry_forward and any(a in doubtful for a in upstream)
         result = score_field(field, reading, carried, doubtful_upstream,
                              context.key_match_threshold)
         results.append(result)

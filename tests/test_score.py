@@ -183,6 +183,24 @@ def test_teacher_override_regrades_dependants(key) -> None:
     assert regraded["q1.h1"].verdict == "correct" and regraded["q1.h1"].carried_forward
 
 
+def test_a_wrong_looking_answer_after_a_doubted_key_value_goes_to_review(key) -> None:
+    # The reader doubts z1 but its best reading is the key's value (or nothing), so nothing
+    # is carried; the student may really have written a wrong z1 whose ReLU h1 is.
+    page, context = page_and_context(key)
+    z1 = next(f for f in page["fields"] if f["id"] == "q1.z1")
+    wrong = wrong_positive_z1(page)
+    for doubted in (reading(z1["expected"], confidence=0.6, review=True),
+                    reading(None, confidence=0.5, review=True)):
+        readings = {**all_correct(page), "q1.z1": doubted, "q1.h1": reading(str(wrong))}
+        results = {r.field_id: r for r in score_page(context, readings)}
+        assert results["q1.h1"].verdict == "review"
+        assert results["q1.h1"].reason == "depends on an earlier reading in review"
+        context.carry_forward = False  # then z1 cannot change h1's verdict
+        results = {r.field_id: r for r in score_page(context, readings)}
+        assert results["q1.h1"].verdict == "incorrect"
+        context.carry_forward = True
+
+
 @pytest.mark.parametrize(("answer", "expected", "decimals", "tag"), [
     ("-7", 7.0, 0, "sign"), ("0.34", 0.33, 2, "rounding"), ("21", 12.0, 0, "digit_swap"),
     ("120", 12.0, 0, "place_value"), ("13", 12.0, 0, "off_by_one"), ("40", 12.0, 0, None),
