@@ -204,11 +204,14 @@ def _reading_window(ink: np.ndarray, view: View = VIEWS[0]) -> tuple[int, int, i
 # A "no answer" reading is doubted when the box holds an upright stroke away from its sides:
 # taller than this share of the crop, at most this wide for its height, its centre at least
 # this far (as a share of the crop height: 0.25 is 4 mm, 2 mm inside the box) from both
-# ends of the crop, in ink at least this dark.
+# ends of the crop.  A stroke is ink above STROKE_INK whose darkest point reaches
+# STROKE_PEAK: a "1" in the shade of a curled page fell apart above 0.5 into pieces too short
+# to count, and was graded blank.
 STROKE_MIN_HEIGHT = 0.3
 STROKE_MAX_ASPECT = 0.35
 STROKE_SIDE_MARGIN = 0.25
-STROKE_INK = 0.5
+STROKE_INK = 0.3
+STROKE_PEAK = 0.5
 # The confidence such a reading keeps at most: below every threshold the reader uses.
 DOUBTED_EMPTY_CONFIDENCE = 0.5
 # Numbers written in a light pencil: training writes numbers at 0.4-0.9 of full darkness and
@@ -243,6 +246,11 @@ LINE_MARK_FRINGE = 2
 # remnant of the box's side, but no longer with full confidence.
 LEFT_OUT_LEVEL = 0.15
 LEFT_OUT_HEIGHT = 0.6
+# A minus sign drawn lighter than the digits after it is left out the same way ("-6" read
+# "6" at 0.997).  A flat stroke before the framed ink counts as such writing when it is at
+# least LEFT_OUT_DASH of the framed ink's height long, no taller than half its length, with
+# its middle in the middle half of the framed band, and beside it as above.
+LEFT_OUT_DASH = 0.3
 
 
 def upright_stroke(ink: np.ndarray) -> bool:
@@ -253,17 +261,19 @@ def upright_stroke(ink: np.ndarray) -> bool:
     the box's side left after line removal as the same centred bar; it has called clean
     "1"s blank with full confidence.  Where the bar stood tells them apart: the box's sides
     lie 2 mm from the crop's ends, and what is left of them stays within a millimetre or so
-    of there, while a stroke in the middle of the box is writing.
+    of there, while a stroke in the middle of the box is writing.  (Writing on a side itself
+    is found before the lines are painted out: grader.grade.SIDE_WRITING_MM.)
     """
     h, w = ink.shape
     mask = (ink > STROKE_INK).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     margin = STROKE_SIDE_MARGIN * h
     for i in range(1, n):
         x, _, cw, ch = (int(v) for v in stats[i, :4])
         centre = x + cw / 2
         if (ch >= STROKE_MIN_HEIGHT * h and cw <= STROKE_MAX_ASPECT * ch
-                and margin <= centre <= w - margin):
+                and margin <= centre <= w - margin
+                and float(ink[labels == i].max()) >= STROKE_PEAK):
             return True
     return False
 
@@ -339,9 +349,12 @@ def left_out_strokes(ink: np.ndarray) -> np.ndarray | None:
     for i in range(1, n):
         x, y, cw, ch = (int(v) for v in stats[i, :4])
         level = min(y + ch, y1) - max(y, y0)
-        beside = (x + cw <= x0 and x0 - (x + cw) <= band) or (x >= x1 and x - x1 <= band)
-        found[i] = (ch >= LEFT_OUT_HEIGHT * band and level >= 0.5 * ch and beside
-                    and margin <= x + cw / 2 <= w - margin)
+        before = x + cw <= x0 and x0 - (x + cw) <= band
+        beside = before or (x >= x1 and x - x1 <= band)
+        upright = ch >= LEFT_OUT_HEIGHT * band and level >= 0.5 * ch and beside
+        dash = (before and cw >= LEFT_OUT_DASH * band and 2 * ch <= cw
+                and abs(y + ch / 2 - (y0 + y1) / 2) <= band / 4)
+        found[i] = (upright or dash) and margin <= x + cw / 2 <= w - margin
     if not found.any():
         return None
     return found[labels]
@@ -384,6 +397,18 @@ def clean_ink(image: np.ndarray) -> np.ndarray:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     gray = cv2.resize(gray, (work_w, _WORK_HEIGHT), interpolation=interp)
     return remove_box_lines(ink_map(gray))
+
+
+def framed_span(crop: np.ndarray) -> tuple[float, float] | None:
+    """Where the ink the reader reads lies across a crop: the left and right edges of its
+    framing (see :func:`_ink_box`) as shares of the crop's width, or None when it holds no
+    ink worth reading."""
+    ink = clean_ink(crop)
+    box = _ink_box(ink)
+    if box is None:
+        return None
+    width = ink.shape[1]
+    return box[0] / width, box[2] / width
 
 
 def frame_ink(ink: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:

@@ -418,6 +418,33 @@ def test_a_stroke_lighter_than_the_number_beside_it_is_found_left_out() -> None:
     assert rd.left_out_strokes(rd.clean_ink(far)) is None
 
 
+def test_a_minus_lighter_than_the_number_after_it_is_found_left_out() -> None:
+    minus = rd.clean_ink(thin_box(190, (120, 82, 150, 82)))
+    strokes = rd.left_out_strokes(minus)
+    assert strokes is not None
+    xs = np.nonzero(strokes)[1] / minus.shape[1]
+    assert xs.min() >= 110 / 360 and xs.max() <= 160 / 360  # the dash alone
+    assert rd.left_out_strokes(rd.clean_ink(thin_box(60, (120, 82, 150, 82)))) is None
+    low = thin_box(190, (120, 122, 150, 122))  # a dash level with the number's foot
+    assert rd.left_out_strokes(rd.clean_ink(low)) is None
+    after = thin_box(190, (230, 82, 260, 82))  # no minus sign is written after a number
+    assert rd.left_out_strokes(rd.clean_ink(after)) is None
+
+
+def test_a_one_in_a_shadow_that_falls_apart_in_dark_ink_is_still_a_stroke() -> None:
+    def light_stroke(*dark_spots: tuple[int, int, int, int]) -> np.ndarray:
+        crop = box_crop((250, 120, 290, 120))  # a dark dash sets the contrast
+        cv2.line(crop, (180, 50), (176, 115), 160, 7)  # light: ink about 0.3-0.45
+        for x0, y0, x1, y1 in dark_spots:
+            cv2.line(crop, (x0, y0), (x1, y1), 45, 5)
+        return rd.clean_ink(crop)
+
+    light = light_stroke()
+    assert 0.3 < float(light[:, 60:80].max()) < 0.5
+    assert rd.upright_stroke(light_stroke((179, 70, 178, 76)))  # the pencil pressed once
+    assert not rd.upright_stroke(light)  # never as dark as writing: a smudge
+
+
 def test_a_number_read_without_the_stroke_beside_it_goes_to_review() -> None:
     zero = rd.Reading("0", "number", 0.999, [(None, 0.0003)])
     same = rd.Reading("0", "number", 0.99)
