@@ -276,8 +276,8 @@ def judge(
             if doubtful_upstream:
                 return "review", "follow-through rests on an earlier reading in review"
             return "correct", f"follow-through: {result.expected_used} from your earlier answers"
-    # Even where the doubted earlier reading matches the key (or is no answer), so that
-    # nothing is carried: what the student really wrote there may make this follow-through.
+    # Also where nothing is carried but another reading of the doubted earlier field would
+    # make this follow-through (see Upstream.could_carry_to).
     if doubtful_upstream:
         return "review", "depends on an earlier reading in review"
     target = carried if carried is not None else expected
@@ -292,6 +292,37 @@ def judge(
         return "review", f"only the decimal point differs from '{spelled}'"
     result.mistake = mistake_tag(answer, target, int(field["decimals"]))
     return "incorrect", ""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A field's earlier fields as read (``values``), with the readings of those in review
+    (``doubted``)."""
+
+    exercise: Mapping[str, Any]
+    ids: Sequence[str]
+    values: Mapping[str, Decimal]
+    doubted: Mapping[str, ReadingLike | None]
+
+    def could_carry_to(self, field: Mapping[str, Any], reading: ReadingLike | None) -> bool:
+        """Whether another reading the reader listed for a doubted earlier field would make
+        ``reading`` follow-through.  Its best reading carried nothing (it matches the key, or
+        is no answer), so the field would be graded against the key alone; if what the
+        student really wrote there could make this answer right, the field waits for that
+        review instead."""
+        answer = parse_number(reading.text) if reading is not None else None
+        if answer is None:
+            return False
+        for field_id, doubted in self.doubted.items():
+            for text, _ in doubted.alternatives if doubted is not None else ():
+                value = parse_number(text)
+                if value is None:
+                    continue
+                carried = carried_expectation(field, self.exercise, self.ids,
+                                              {**self.values, field_id: value})
+                if carried is not None and accepts(field, answer, carried):
+                    return True
+        return False
 
 
 def score_page(
@@ -310,6 +341,10 @@ def score_page(
                    if context.carry_forward else None)
         # Without follow-through credit an earlier field's reading changes nothing here.
         doubtful_upstream = context.carry_forward and any(a in doubtful for a in upstream)
+        if doubtful_upstream and carried is None:
+            doubted = Upstream(exercise, upstream, student_values,
+                               {u: readings.get(u) for u in upstream if u in doubtful})
+            doubtful_upstream = doubted.could_carry_to(field, reading)
         result = score_field(field, reading, carried, doubtful_upstream,
                              context.key_match_threshold)
         results.append(result)

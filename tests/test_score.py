@@ -185,12 +185,13 @@ def test_teacher_override_regrades_dependants(key) -> None:
 
 def test_a_wrong_looking_answer_after_a_doubted_key_value_goes_to_review(key) -> None:
     # The reader doubts z1 but its best reading is the key's value (or nothing), so nothing
-    # is carried; the student may really have written a wrong z1 whose ReLU h1 is.
+    # is carried; another reading it lists would make h1 follow-through.
     page, context = page_and_context(key)
     z1 = next(f for f in page["fields"] if f["id"] == "q1.z1")
     wrong = wrong_positive_z1(page)
-    for doubted in (reading(z1["expected"], confidence=0.6, review=True),
-                    reading(None, confidence=0.5, review=True)):
+    could_be_wrong = [(str(wrong), 0.2), ("7.5", 0.1)]
+    for doubted in (reading(z1["expected"], 0.6, could_be_wrong, review=True),
+                    reading(None, 0.5, could_be_wrong, review=True)):
         readings = {**all_correct(page), "q1.z1": doubted, "q1.h1": reading(str(wrong))}
         results = {r.field_id: r for r in score_page(context, readings)}
         assert results["q1.h1"].verdict == "review"
@@ -199,6 +200,11 @@ def test_a_wrong_looking_answer_after_a_doubted_key_value_goes_to_review(key) ->
         results = {r.field_id: r for r in score_page(context, readings)}
         assert results["q1.h1"].verdict == "incorrect"
         context.carry_forward = True
+    # No reading the reader lists for z1 makes this h1 right: it is graded.
+    unrelated = reading(z1["expected"], 0.6, [("7.5", 0.1)], review=True)
+    readings = {**all_correct(page), "q1.z1": unrelated, "q1.h1": reading(str(wrong))}
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.h1"].verdict == "incorrect"
 
 
 @pytest.mark.parametrize(("answer", "expected", "decimals", "tag"), [
