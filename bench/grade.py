@@ -105,6 +105,7 @@ REVIEW_KINDS = (
     ("follow-through rests on", "upstream field in review"),
     ("photo too blurred", "photo too blurred"),
     ("box could not be placed", "box not placed"),
+    ("writing on the box's", "writing on a box side left out"),
 )
 
 

@@ -32,6 +32,17 @@ LINE_MAX_HALF_PX = 6
 # pencil stroke lying on the line: well above JPEG and sensor noise in a lit crop.
 EXTRA_INK_LEVEL = 45.0
 LINE_DARKNESS_PERCENTILE = 15.0
+# Writing on a box's left or right side: students who overshoot the box write a "1" along
+# its side, lighter than the printed line, and painting the line out takes the "1" with it
+# ("12" read "2", a lone "1" read as no answer, both with full confidence).  Row by row along
+# the side, the darkness summed over the line's band and SIDE_WRITING_REACH_PX either side
+# of it is compared with the line's own (its LINE_DARKNESS_PERCENTILE-th percentile along
+# the side: a "1" can cover more than half of it); rows darker by SIDE_WRITING_EXCESS of the
+# line's own hold writing.  The longest run of such rows is measured, leaving out
+# SIDE_WRITING_CORNER_PX at each end, where the top and bottom lines cross.
+SIDE_WRITING_REACH_PX = 8
+SIDE_WRITING_EXCESS = 0.5
+SIDE_WRITING_CORNER_PX = 15
 
 
 @dataclass(frozen=True)
@@ -206,11 +217,55 @@ def _ink_on_line(band: np.ndarray, own: slice) -> np.ndarray:
     return np.asarray(dark > typical + EXTRA_INK_LEVEL)
 
 
-def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:
-    """The finished crop of one box: (H, W) uint8, see the module docstring."""
+@dataclass(frozen=True)
+class FieldCrop:
+    """A box's finished crop and how much writing lay on its sides before the lines were
+    painted out: the longest run along the left and the right side, in mm (see
+    SIDE_WRITING_EXCESS)."""
+
+    image: np.ndarray
+    side_writing_mm: tuple[float, float]
+
+
+def extract_field(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> FieldCrop:
+    """The finished crop of one box (see the module docstring) and the writing on its sides."""
     raw = sample_crop(gray, fit.h, fit.box.rect)
     lit = normalise_lighting(raw)
-    return remove_lines(lit, lines_in_crop(fit.box, boxes))
+    sides = sorted((line for line in lines_in_crop(fit.box, (fit.box,)) if line.vertical),
+                   key=lambda line: line.position)
+    left, right = (side_writing_mm(lit, sides[0]), side_writing_mm(lit, sides[-1]))
+    return FieldCrop(remove_lines(lit, lines_in_crop(fit.box, boxes)), (left, right))
+
+
+def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:
+    """The finished crop of one box: (H, W) uint8, see the module docstring."""
+    return extract_field(gray, fit, boxes).image
+
+
+def side_writing_mm(lit: np.ndarray, line: CropLine) -> float:
+    """The longest run along a vertical printed line where writing lies on it, in mm (see
+    SIDE_WRITING_EXCESS); 0 where the line cannot be found in the lit crop."""
+    band = _locate_line(lit, line)
+    if band is None:
+        return 0.0
+    a, b = band
+    first = max(0, a - SIDE_WRITING_REACH_PX)
+    last = min(lit.shape[1], b + SIDE_WRITING_REACH_PX + 1)
+    top = round(line.start) + SIDE_WRITING_CORNER_PX
+    bottom = round(line.end) - SIDE_WRITING_CORNER_PX
+    if bottom - top < 4:
+        return 0.0
+    dark = np.clip(PAPER_TARGET - lit[top:bottom, first:last].astype(np.float32), 0.0, None)
+    along = dark.sum(axis=1)
+    own = max(float(np.percentile(along, LINE_DARKNESS_PERCENTILE)), 1.0)
+    return _longest_run(along >= own * (1.0 + SIDE_WRITING_EXCESS)) / CROP_PX_PER_MM
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D boolean array."""
+    padded = np.concatenate(([0], flags.astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[::2]).max()) if edges.size else 0
 
 
 def review_view(gray: np.ndarray, fit: BoxFit) -> np.ndarray:

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from grader.errors import PageError
+from grader.extract import CROP_MARGIN_MM, CROP_PX_PER_MM
 from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.pipeline import AlignedPage, AlignOptions, align_page
-from grader.read import Capture
+from grader.read import Capture, framed_span
 from grader.results import PageResult, StudentRef
 from grader.score import KeptReading, PageContext, ReadingLike, score_page
 
@@ -29,6 +30,17 @@ READABLE_EDGE_MM = 0.85
 ANNOTATION_PX_PER_MM = 4.0  # about 100 dpi: enough to see the handwriting on annotated pages
 # How the review reason of a box left unplaced by alignment begins (see read_all).
 UNPLACED_REASON = "box could not be placed safely"
+# Writing found on a box's left or right side before its lines were painted out (see
+# grader.extract.SIDE_WRITING_EXCESS) at least this long is a stroke of digit height.  A
+# reading that leaves it out goes to review: the stroke may be a "1" that line removal took
+# ("12" was read "2").  Left out means no answer, or the ink the reader frames, not counting
+# what lies within SIDE_BAND_MM of that side (a remnant of the stroke, which the network
+# takes for the side's), stays SIDE_CLEARANCE_MM or more inside it.  Numbers whose own digits
+# touch the side reach within 0.75 mm of it (36 simulated phone classes, docs/benchmarks.md).
+SIDE_WRITING_MM = 4.0
+SIDE_BAND_MM = 0.6
+SIDE_CLEARANCE_MM = 1.2
+SIDE_WRITING_REASON = "writing on the box's {side} side that the reading leaves out"
 
 
 class ReaderLike(Protocol):
@@ -99,11 +111,58 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
         readings = [KeptReading(r.text, r.status, r.confidence, list(r.alternatives), True, why)
                     for r in readings]
     read = dict(zip(placed, readings, strict=True))
+    read.update(doubt_side_writing(aligned, placed, read))
     for name, note in lost.items():
         why = (f"{UNPLACED_REASON} ({note}); read it on the wider view or the paper, or "
                "photograph the page again flat and without glare")
         read[name] = KeptReading(None, "blank", 0.0, [], True, why)
     return {name: read[name] for name in named}
+
+
+def doubt_side_writing(
+    aligned: AlignedPage, crops: Mapping[str, np.ndarray], readings: Mapping[str, ReadingLike]
+) -> dict[str, ReadingLike]:
+    """Accepted readings that leave out writing on their box's side (see SIDE_WRITING_MM),
+    doubted with why."""
+    boxes = box_of_name(aligned)
+    doubted: dict[str, ReadingLike] = {}
+    for name, reading in readings.items():
+        runs = aligned.side_writing_mm.get(boxes[name], (0.0, 0.0))
+        if reading.needs_review or max(runs) < SIDE_WRITING_MM:
+            continue
+        side = left_out_side(crops[name], reading, runs)
+        if side is not None:
+            why = (SIDE_WRITING_REASON.format(side=side)
+                   + "; check what is written there (part of it may not show in the crop)")
+            doubted[name] = KeptReading(reading.text, reading.status, reading.confidence,
+                                        list(reading.alternatives), True, why)
+    return doubted
+
+
+def left_out_side(crop: np.ndarray, reading: ReadingLike,
+                  runs: tuple[float, float]) -> str | None:
+    """``"left"`` or ``"right"``: a side holding writing the reading leaves out, if any."""
+    width_mm = crop.shape[1] / CROP_PX_PER_MM
+    for side, run in zip(("left", "right"), runs, strict=True):
+        if run < SIDE_WRITING_MM:
+            continue
+        at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
+        span = None if reading.text is None else framed_span(without_band(crop, at_mm))
+        if span is None:
+            return side
+        clearance = (span[0] * width_mm - at_mm if side == "left"
+                     else at_mm - span[1] * width_mm)
+        if clearance >= SIDE_CLEARANCE_MM:
+            return side
+    return None
+
+
+def without_band(crop: np.ndarray, at_mm: float) -> np.ndarray:
+    """A copy of ``crop`` with the columns within SIDE_BAND_MM of ``at_mm`` made paper."""
+    out = crop.copy()
+    first = max(0, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM))
+    out[:, first : round((at_mm + SIDE_BAND_MM) * CROP_PX_PER_MM)] = 255
+    return out
 
 
 def crops_by_name(aligned: AlignedPage) -> dict[str, np.ndarray]:

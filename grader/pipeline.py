@@ -12,7 +12,7 @@ plain function of the previous one's output:
 7. ``check_inside``          every box inside the photo (else cut off)      here
 8. ``refine_boxes``          per-box mapping from each printed border       grader.align
 9. ``mark_glare/untrusted`` boxes lost to glare or unplaceable: at most two grader.align
-10. ``extract_crop``         one clean 10 px/mm crop per placed box         grader.extract
+10. ``extract_field``        one clean 10 px/mm crop per placed box         grader.extract
 
 A page that cannot be used raises a :class:`~grader.errors.PageError` subclass whose message
 names the page (``options.source``) and says what to do; a page is never returned if its
@@ -53,7 +53,7 @@ from grader.errors import (
     QrUnreadable,
     UnknownWorksheet,
 )
-from grader.extract import extract_crop, review_view
+from grader.extract import extract_field, review_view
 from grader.keyindex import KeyIndex, KeyPage
 from grader.locate import (
     MarkerHit,
@@ -114,6 +114,8 @@ class AlignedPage:
     ``boxes_found``: how many boxes were placed by their own border (the rest by neighbours).
     ``unplaced``: box id -> why, for boxes that could not be placed safely; their entries in
     ``crops`` and ``student_number_crops`` are wider views for a person, not for the reader.
+    ``side_writing_mm``: box id -> how far writing runs along its left and right side
+    (see :class:`grader.extract.FieldCrop`), for placed boxes.
     ``aligned_image``: the page upright, (H, W) uint8, when asked for in the options.
     """
 
@@ -130,6 +132,7 @@ class AlignedPage:
     boxes_found: int
     box_fits: list[BoxFit]
     unplaced: dict[str, str] = field(default_factory=dict)
+    side_writing_mm: dict[str, tuple[float, float]] = field(default_factory=dict)
     aligned_image: np.ndarray | None = None
 
     @property
@@ -180,7 +183,9 @@ def align_page(
     if uncertain is not None:
         raise uncertain
     t = tr.lap("boxes", t)
-    crops = {f.box.box_id: (extract_crop(gray, f, key_page.all_boxes) if f.trusted
+    extracted = {f.box.box_id: extract_field(gray, f, key_page.all_boxes)
+                 for f in box_fits if f.trusted}
+    crops = {f.box.box_id: (extracted[f.box.box_id].image if f.trusted
                             else review_view(gray, f)) for f in box_fits}
     tr.lap("crops", t)
     return AlignedPage(
@@ -197,6 +202,7 @@ def align_page(
         boxes_found=sum(f.found for f in box_fits),
         box_fits=box_fits,
         unplaced={f.box.box_id: f.note or "not found" for f in unplaced(box_fits)},
+        side_writing_mm={box_id: field.side_writing_mm for box_id, field in extracted.items()},
         aligned_image=(aligned_page_image(gray, fit.h, key_page.size_mm, opts.aligned_px_per_mm)
                        if opts.aligned_px_per_mm else None),
     )

@@ -60,8 +60,9 @@ from grader.extract import (
     crop_to_photo,
     remove_lines,
     review_view,
+    side_writing_mm,
 )
-from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, read_all
+from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, left_out_side, read_all
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
 from grader.locate import (
     MarkerHit,
@@ -79,7 +80,7 @@ from grader.pipeline import (
     check_glare,
     mark_glare,
 )
-from grader.read import Reader
+from grader.read import Reader, Reading
 from grader.score import KeptReading
 from tests.print_support import rasterize
 from worker.commands import align_cmd
@@ -468,6 +469,46 @@ def test_line_removal_keeps_a_stroke_written_along_the_line() -> None:
     assert clean[50:130, 18:22].max() < 80 and clean[18:22, 210:250].max() < 80
     assert clean[18:22, 100:180].min() > 200
     assert clean[150:158, 18:22].min() > 200
+
+
+def sided_box(*strokes: tuple[int, int, int, int]) -> np.ndarray:
+    """A lit 160 x 360 crop of a box with grey printed sides and pencil ``strokes`` (grey 170,
+    lighter than the lines, so line removal paints them out where they lie on a side)."""
+    lines, pencil = np.ones((160, 360)), np.ones((160, 360))
+    for x0, y0, x1, y1 in ((20, 20, 340, 20), (20, 140, 340, 140), (20, 20, 20, 140),
+                           (340, 20, 340, 140)):
+        cv2.line(lines, (x0, y0), (x1, y1), 120 / 250, 3)
+    for x0, y0, x1, y1 in strokes:
+        cv2.line(pencil, (x0, y0), (x1, y1), 170 / 250, 6)
+    return np.round(250 * lines * pencil).astype(np.uint8)  # inks darken each other
+
+
+def test_writing_on_a_box_side_is_measured_along_it() -> None:
+    left, right = CropLine(True, 19.5, 19.5, 139.5), CropLine(True, 339.5, 19.5, 139.5)
+    one = sided_box((16, 50, 24, 110))  # a "1" written down the left side
+    assert 5.0 <= side_writing_mm(one, left) <= 7.0
+    assert side_writing_mm(one, right) == 0.0
+    crossing = sided_box((320, 80, 355, 84))  # the tail of a digit across the right side
+    assert side_writing_mm(crossing, right) < 1.5
+    assert side_writing_mm(sided_box(), left) == 0.0
+
+
+def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
+    def crop_with(x: int) -> np.ndarray:
+        crop = np.full((160, 360), 250, np.uint8)
+        cv2.ellipse(crop, (x, 80), (18, 30), 0, 0, 360, 40, 6)  # a "0" centred at x
+        return crop
+
+    far, touching = crop_with(70), crop_with(42)  # 3.2 mm and 0.4 mm inside the left side
+    zero, blank = Reading("0", "number", 0.999), Reading(None, "blank", 0.999)
+    assert left_out_side(far, zero, (6.0, 0.0)) == "left"
+    assert left_out_side(touching, zero, (6.0, 0.0)) is None  # its own digit on the side
+    assert left_out_side(far, zero, (3.0, 0.0)) is None  # too short for a digit
+    assert left_out_side(far, zero, (0.0, 6.0)) == "right"  # "01" with its "1" on the side
+    assert left_out_side(np.full((160, 360), 250, np.uint8), blank, (0.0, 6.0)) == "right"
+    remnant = far.copy()
+    cv2.line(remnant, (20, 60), (21, 100), 40, 4)  # what line removal left of the "1"
+    assert left_out_side(remnant, zero, (6.0, 0.0)) == "left"
 
 
 def simulated(printed, tier: str, seed: int, frame: tuple[int, int] | None) -> tuple:
