@@ -257,7 +257,9 @@ def side_writing_mm(lit: np.ndarray, line: CropLine) -> float:
         return 0.0
     dark = np.clip(PAPER_TARGET - lit[top:bottom, first:last].astype(np.float32), 0.0, None)
     along = dark.sum(axis=1)
-    own = max(float(np.percentile(along, LINE_DARKNESS_PERCENTILE)), 1.0)
+    # The nearest rank: np.percentile costs more than the rest of this function together.
+    rank = int(LINE_DARKNESS_PERCENTILE / 100.0 * (along.size - 1))
+    own = max(float(np.partition(along, rank)[rank]), 1.0)
     return _longest_run(along >= own * (1.0 + SIDE_WRITING_EXCESS)) / CROP_PX_PER_MM
 
 
