@@ -37,7 +37,8 @@ LINE_DARKNESS_PERCENTILE = 15.0
 # ("12" read "2", a lone "1" read as no answer, both with full confidence).  Row by row along
 # the side, the darkness summed over the line's band and SIDE_WRITING_REACH_PX either side
 # of it is compared with the line's own (its LINE_DARKNESS_PERCENTILE-th percentile along
-# the side: a "1" can cover more than half of it); rows darker by SIDE_WRITING_EXCESS of the
+# the side, as a "1" can cover more than half of it, and at most the median of the four
+# sides', as it can cover nearly all of it); rows darker by SIDE_WRITING_EXCESS of the
 # line's own hold writing.  The longest run of such rows is measured, leaving out
 # SIDE_WRITING_CORNER_PX at each end, where the top and bottom lines cross.
 SIDE_WRITING_REACH_PX = 8
@@ -231,10 +232,8 @@ def extract_field(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> 
     """The finished crop of one box (see the module docstring) and the writing on its sides."""
     raw = sample_crop(gray, fit.h, fit.box.rect)
     lit = normalise_lighting(raw)
-    sides = sorted((line for line in lines_in_crop(fit.box, (fit.box,)) if line.vertical),
-                   key=lambda line: line.position)
-    left, right = (side_writing_mm(lit, sides[0]), side_writing_mm(lit, sides[-1]))
-    return FieldCrop(remove_lines(lit, lines_in_crop(fit.box, boxes)), (left, right))
+    sides = side_writing_mm(lit, lines_in_crop(fit.box, (fit.box,)))
+    return FieldCrop(remove_lines(lit, lines_in_crop(fit.box, boxes)), sides)
 
 
 def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:
@@ -242,25 +241,52 @@ def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> n
     return extract_field(gray, fit, boxes).image
 
 
-def side_writing_mm(lit: np.ndarray, line: CropLine) -> float:
-    """The longest run along a vertical printed line where writing lies on it, in mm (see
-    SIDE_WRITING_EXCESS); 0 where the line cannot be found in the lit crop."""
+def side_writing_mm(lit: np.ndarray, border: list[CropLine]) -> tuple[float, float]:
+    """The longest run along the left and the right side of a box's ``border`` (its four
+    lines in a lit crop) where writing lies on the side, in mm (see SIDE_WRITING_EXCESS).
+
+    A side's own darkness is its low percentile along it, but never more than the median of
+    the four lines' (printed alike): a "1" covering nearly all of a side would otherwise set
+    it.  A side that cannot be found counts 0.
+    """
+    along = {line: _darkness_along(lit, line) for line in border}
+    lows = [_low_percentile(a) for a in along.values() if a is not None]
+    if not lows:
+        return 0.0, 0.0
+    printed = float(np.median(lows))
+    runs = []
+    for side in sorted((line for line in border if line.vertical), key=lambda ln: ln.position):
+        values = along[side]
+        if values is None:
+            runs.append(0.0)
+            continue
+        own = max(min(_low_percentile(values), printed), 1.0)
+        runs.append(_longest_run(values >= own * (1.0 + SIDE_WRITING_EXCESS)) / CROP_PX_PER_MM)
+    return (runs[0], runs[-1]) if runs else (0.0, 0.0)
+
+
+def _darkness_along(lit: np.ndarray, line: CropLine) -> np.ndarray | None:
+    """Darkness summed across a printed line's band and SIDE_WRITING_REACH_PX either side,
+    at each step along it (SIDE_WRITING_CORNER_PX left out at each end); None where the line
+    is not found."""
     band = _locate_line(lit, line)
-    if band is None:
-        return 0.0
-    a, b = band
-    first = max(0, a - SIDE_WRITING_REACH_PX)
-    last = min(lit.shape[1], b + SIDE_WRITING_REACH_PX + 1)
-    top = round(line.start) + SIDE_WRITING_CORNER_PX
-    bottom = round(line.end) - SIDE_WRITING_CORNER_PX
-    if bottom - top < 4:
-        return 0.0
-    dark = np.clip(PAPER_TARGET - lit[top:bottom, first:last].astype(np.float32), 0.0, None)
-    along = dark.sum(axis=1)
-    # The nearest rank: np.percentile costs more than the rest of this function together.
-    rank = int(LINE_DARKNESS_PERCENTILE / 100.0 * (along.size - 1))
-    own = max(float(np.partition(along, rank)[rank]), 1.0)
-    return _longest_run(along >= own * (1.0 + SIDE_WRITING_EXCESS)) / CROP_PX_PER_MM
+    start = round(line.start) + SIDE_WRITING_CORNER_PX
+    end = round(line.end) - SIDE_WRITING_CORNER_PX
+    if band is None or end - start < 4:
+        return None
+    view = lit if line.vertical else lit.T
+    first = max(0, band[0] - SIDE_WRITING_REACH_PX)
+    last = min(view.shape[1], band[1] + SIDE_WRITING_REACH_PX + 1)
+    dark = np.clip(PAPER_TARGET - view[start:end, first:last].astype(np.float32), 0.0, None)
+    values: np.ndarray = dark.sum(axis=1)
+    return values
+
+
+def _low_percentile(values: np.ndarray) -> float:
+    """The LINE_DARKNESS_PERCENTILE-th percentile of ``values`` by nearest rank (np.percentile
+    costs more than the rest of the side measure together)."""
+    rank = int(LINE_DARKNESS_PERCENTILE / 100.0 * (values.size - 1))
+    return float(np.partition(values, rank)[rank])
 
 
 def _longest_run(flags: np.ndarray) -> int:

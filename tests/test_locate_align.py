@@ -484,13 +484,16 @@ def sided_box(*strokes: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def test_writing_on_a_box_side_is_measured_along_it() -> None:
-    left, right = CropLine(True, 19.5, 19.5, 139.5), CropLine(True, 339.5, 19.5, 139.5)
-    one = sided_box((16, 50, 24, 110))  # a "1" written down the left side
-    assert 5.0 <= side_writing_mm(one, left) <= 7.0
-    assert side_writing_mm(one, right) == 0.0
+    border = [CropLine(True, 19.5, 19.5, 139.5), CropLine(True, 339.5, 19.5, 139.5),
+              CropLine(False, 19.5, 19.5, 339.5), CropLine(False, 139.5, 19.5, 339.5)]
+    left, right = side_writing_mm(sided_box((16, 50, 24, 110)), border)  # a "1" on the left
+    assert 5.0 <= left <= 7.0 and right == 0.0
     crossing = sided_box((320, 80, 355, 84))  # the tail of a digit across the right side
-    assert side_writing_mm(crossing, right) < 1.5
-    assert side_writing_mm(sided_box(), left) == 0.0
+    assert side_writing_mm(crossing, border)[1] < 1.5
+    assert side_writing_mm(sided_box(), border) == (0.0, 0.0)
+    # A "1" down nearly the whole side: the side alone would take its darkness for its own.
+    long_one = side_writing_mm(sided_box((342, 36, 345, 126)), border)
+    assert long_one[0] == 0.0 and long_one[1] >= 7.0
 
 
 def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
