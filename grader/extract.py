@@ -249,7 +249,8 @@ def side_writing_mm(lit: np.ndarray, border: list[CropLine]) -> tuple[float, flo
     the four lines' (printed alike): a "1" covering nearly all of a side would otherwise set
     it.  A side that cannot be found counts 0.
     """
-    along = {line: _darkness_along(lit, line) for line in border}
+    dark = np.clip(PAPER_TARGET - lit.astype(np.float32), 0.0, None)
+    along = {line: _darkness_along(lit, dark, line) for line in border}
     lows = [_low_percentile(a) for a in along.values() if a is not None]
     if not lows:
         return 0.0, 0.0
@@ -265,20 +266,19 @@ def side_writing_mm(lit: np.ndarray, border: list[CropLine]) -> tuple[float, flo
     return (runs[0], runs[-1]) if runs else (0.0, 0.0)
 
 
-def _darkness_along(lit: np.ndarray, line: CropLine) -> np.ndarray | None:
-    """Darkness summed across a printed line's band and SIDE_WRITING_REACH_PX either side,
-    at each step along it (SIDE_WRITING_CORNER_PX left out at each end); None where the line
-    is not found."""
+def _darkness_along(lit: np.ndarray, dark: np.ndarray, line: CropLine) -> np.ndarray | None:
+    """Darkness (``dark``: paper minus ``lit``) summed across a printed line's band and
+    SIDE_WRITING_REACH_PX either side, at each step along it (SIDE_WRITING_CORNER_PX left
+    out at each end); None where the line is not found."""
     band = _locate_line(lit, line)
     start = round(line.start) + SIDE_WRITING_CORNER_PX
     end = round(line.end) - SIDE_WRITING_CORNER_PX
     if band is None or end - start < 4:
         return None
-    view = lit if line.vertical else lit.T
     first = max(0, band[0] - SIDE_WRITING_REACH_PX)
-    last = min(view.shape[1], band[1] + SIDE_WRITING_REACH_PX + 1)
-    dark = np.clip(PAPER_TARGET - view[start:end, first:last].astype(np.float32), 0.0, None)
-    values: np.ndarray = dark.sum(axis=1)
+    across = band[1] + SIDE_WRITING_REACH_PX + 1
+    values: np.ndarray = (dark[start:end, first:across].sum(axis=1) if line.vertical
+                          else dark[first:across, start:end].sum(axis=0))
     return values
 
 
