@@ -168,6 +168,10 @@ def _locate_line(img: np.ndarray, line: CropLine) -> tuple[int, int] | None:
     return lo + a - 2, lo + b + 2
 
 
+# Where each printed line of a crop was found across it (see _locate_line): None if not.
+LineBands = dict[CropLine, tuple[int, int] | None]
+
+
 def remove_lines(img: np.ndarray, lines: list[CropLine]) -> np.ndarray:
     """Paint printed lines out of a lit-normalised crop; (H, W) uint8 in and out (a copy).
 
@@ -175,10 +179,16 @@ def remove_lines(img: np.ndarray, lines: list[CropLine]) -> np.ndarray:
     the line on either side (across it).  Where a pen stroke crosses the line both of those
     are dark and the stroke stays joined; where there is only paper the line disappears.
     """
+    return paint_out_lines(img, lines)[0]
+
+
+def paint_out_lines(img: np.ndarray, lines: list[CropLine]) -> tuple[np.ndarray, LineBands]:
+    """:func:`remove_lines`, also returning where each line was found."""
     out = img.copy()
+    bands: LineBands = {}
     # Vertical lines first; horizontal ones then interpolate over already-cleaned corners.
     for line in sorted(lines, key=lambda ln: not ln.vertical):
-        band = _locate_line(out, line)
+        band = bands[line] = _locate_line(out, line)
         if band is None:
             continue
         view = out if line.vertical else out.T
@@ -199,7 +209,7 @@ def remove_lines(img: np.ndarray, lines: list[CropLine]) -> np.ndarray:
         cleaned = np.maximum(band_view, fill).astype(np.uint8)
         own = slice(max(0, round(line.start) - s0), round(line.end) - s0 + 1)
         band_view[...] = np.where(_ink_on_line(band_view, own), band_view, cleaned)
-    return out
+    return out, bands
 
 
 def _ink_on_line(band: np.ndarray, own: slice) -> np.ndarray:
@@ -232,25 +242,25 @@ def extract_field(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> 
     """The finished crop of one box (see the module docstring) and the writing on its sides."""
     raw = sample_crop(gray, fit.h, fit.box.rect)
     lit = normalise_lighting(raw)
-    sides = side_writing_mm(lit, lines_in_crop(fit.box, (fit.box,)))
-    return FieldCrop(remove_lines(lit, lines_in_crop(fit.box, boxes)), sides)
+    clean, bands = paint_out_lines(lit, lines_in_crop(fit.box, boxes))
+    # The box's own lines are among those just found: their places are not searched again.
+    return FieldCrop(clean, side_writing_mm(lit, lines_in_crop(fit.box, (fit.box,)), bands))
 
 
-def extract_crop(gray: np.ndarray, fit: BoxFit, boxes: tuple[BoxSpec, ...]) -> np.ndarray:
-    """The finished crop of one box: (H, W) uint8, see the module docstring."""
-    return extract_field(gray, fit, boxes).image
-
-
-def side_writing_mm(lit: np.ndarray, border: list[CropLine]) -> tuple[float, float]:
+def side_writing_mm(
+    lit: np.ndarray, border: list[CropLine], bands: LineBands | None = None
+) -> tuple[float, float]:
     """The longest run along the left and the right side of a box's ``border`` (its four
     lines in a lit crop) where writing lies on the side, in mm (see SIDE_WRITING_EXCESS).
+    ``bands``: where those lines were already found (the rest are searched for).
 
     A side's own darkness is its low percentile along it, but never more than the median of
     the four lines' (printed alike): a "1" covering nearly all of a side would otherwise set
     it.  A side that cannot be found counts 0.
     """
-    dark = np.clip(PAPER_TARGET - lit.astype(np.float32), 0.0, None)
-    along = {line: _darkness_along(lit, dark, line) for line in border}
+    found = bands or {}
+    along = {line: _darkness_along(lit, line, found[line] if line in found
+                                   else _locate_line(lit, line)) for line in border}
     lows = [_low_percentile(a) for a in along.values() if a is not None]
     if not lows:
         return 0.0, 0.0
@@ -266,19 +276,21 @@ def side_writing_mm(lit: np.ndarray, border: list[CropLine]) -> tuple[float, flo
     return (runs[0], runs[-1]) if runs else (0.0, 0.0)
 
 
-def _darkness_along(lit: np.ndarray, dark: np.ndarray, line: CropLine) -> np.ndarray | None:
-    """Darkness (``dark``: paper minus ``lit``) summed across a printed line's band and
+def _darkness_along(
+    lit: np.ndarray, line: CropLine, band: tuple[int, int] | None
+) -> np.ndarray | None:
+    """Darkness (paper minus ``lit``) summed across a printed line's ``band`` and
     SIDE_WRITING_REACH_PX either side, at each step along it (SIDE_WRITING_CORNER_PX left
-    out at each end); None where the line is not found."""
-    band = _locate_line(lit, line)
+    out at each end); None where the line was not found."""
     start = round(line.start) + SIDE_WRITING_CORNER_PX
     end = round(line.end) - SIDE_WRITING_CORNER_PX
     if band is None or end - start < 4:
         return None
     first = max(0, band[0] - SIDE_WRITING_REACH_PX)
     across = band[1] + SIDE_WRITING_REACH_PX + 1
-    values: np.ndarray = (dark[start:end, first:across].sum(axis=1) if line.vertical
-                          else dark[first:across, start:end].sum(axis=0))
+    region = lit[start:end, first:across] if line.vertical else lit[first:across, start:end].T
+    dark = np.clip(PAPER_TARGET - region.astype(np.float32), 0.0, None)
+    values: np.ndarray = dark.sum(axis=1)
     return values
 
 
