@@ -56,6 +56,7 @@ from grader.errors import (
 from grader.extract import (
     CROP_PX_PER_MM,
     CropLine,
+    _percentile,
     crop_size,
     crop_to_photo,
     remove_lines,
@@ -470,6 +471,15 @@ def test_line_removal_keeps_a_stroke_written_along_the_line() -> None:
     assert clean[18:22, 100:180].min() > 200
     assert clean[150:158, 18:22].min() > 200
 
+
+
+def test_line_darkness_percentile_is_numpys_to_the_bit() -> None:
+    rng = np.random.default_rng(5)
+    for size in (1, 2, 3, 7, 120, 321):
+        for values in (rng.random(size).astype(np.float32) * 200,
+                       np.round(rng.random(size) * 200).astype(np.float32)):
+            for q in (0.0, 15.0, 50.0, 87.5, 100.0):
+                assert _percentile(values, q) == float(np.percentile(values, q))
 
 def sided_box(*strokes: tuple[int, int, int, int]) -> np.ndarray:
     """A lit 160 x 360 crop of a box with grey printed sides and pencil ``strokes`` (grey 170,
