@@ -37,6 +37,8 @@ UNPLACED_REASON = "box could not be placed safely"
 # what lies within SIDE_BAND_MM of that side (a remnant of the stroke, which the network
 # takes for the side's), stays SIDE_CLEARANCE_MM or more inside it.  Numbers whose own digits
 # touch the side reach within 0.75 mm of it (36 simulated phone classes, docs/benchmarks.md).
+# Ink framed beyond the side, in the crop's margin, is checked by reading the box without it
+# (see reads_the_same_inside).
 SIDE_WRITING_MM = 4.0
 SIDE_BAND_MM = 0.6
 SIDE_CLEARANCE_MM = 1.2
@@ -111,7 +113,7 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
         readings = [KeptReading(r.text, r.status, r.confidence, list(r.alternatives), True, why)
                     for r in readings]
     read = dict(zip(placed, readings, strict=True))
-    read.update(doubt_side_writing(aligned, placed, read))
+    read.update(doubt_side_writing(aligned, placed, read, reader))
     for name, note in lost.items():
         why = (f"{UNPLACED_REASON} ({note}); read it on the wider view or the paper, or "
                "photograph the page again flat and without glare")
@@ -120,17 +122,20 @@ def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]
 
 
 def doubt_side_writing(
-    aligned: AlignedPage, crops: Mapping[str, np.ndarray], readings: Mapping[str, ReadingLike]
+    aligned: AlignedPage, crops: Mapping[str, np.ndarray], readings: Mapping[str, ReadingLike],
+    reader: ReaderLike | None = None,
 ) -> dict[str, ReadingLike]:
     """Accepted readings that leave out writing on their box's side (see SIDE_WRITING_MM),
-    doubted with why."""
+    doubted with why.  ``reader`` reads a crop again without what lies beyond the side (see
+    :func:`left_out_side`)."""
     boxes = box_of_name(aligned)
+    read_text = None if reader is None else _text_reader(reader, aligned)
     doubted: dict[str, ReadingLike] = {}
     for name, reading in readings.items():
         runs = aligned.side_writing_mm.get(boxes[name], (0.0, 0.0))
         if reading.needs_review or max(runs) < SIDE_WRITING_MM:
             continue
-        side = left_out_side(crops[name], reading, runs)
+        side = left_out_side(crops[name], reading, runs, read_text)
         if side is not None:
             why = (SIDE_WRITING_REASON.format(side=side)
                    + "; check what is written there (part of it may not show in the crop)")
@@ -139,22 +144,60 @@ def doubt_side_writing(
     return doubted
 
 
-def left_out_side(crop: np.ndarray, reading: ReadingLike,
-                  runs: tuple[float, float]) -> str | None:
-    """``"left"`` or ``"right"``: a side holding writing the reading leaves out, if any."""
+# The text a crop is read as (its best reading's): how a rule asks the reader again.
+ReadText = Callable[[np.ndarray], str | None]
+
+
+def _text_reader(reader: ReaderLike, aligned: AlignedPage) -> ReadText:
+    return lambda crop: reader.read_batch([crop], aligned.quality)[0].text
+
+
+def left_out_side(crop: np.ndarray, reading: ReadingLike, runs: tuple[float, float],
+                  read_text: ReadText | None = None) -> str | None:
+    """``"left"`` or ``"right"``: a side holding writing the reading leaves out, if any.
+
+    With ``read_text``, a number whose framed ink reaches beyond the side is also checked
+    without what lies there (see :func:`reads_the_same_inside`).
+    """
     width_mm = crop.shape[1] / CROP_PX_PER_MM
     for side, run in zip(("left", "right"), runs, strict=True):
         if run < SIDE_WRITING_MM:
             continue
-        at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
-        span = None if reading.text is None else framed_span(without_band(crop, at_mm))
-        if span is None:
+        if reading.text is None:
             return side
-        clearance = (span[0] * width_mm - at_mm if side == "left"
-                     else at_mm - span[1] * width_mm)
-        if clearance >= SIDE_CLEARANCE_MM:
+        at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
+        span = framed_span(without_band(crop, at_mm))
+        if span is None or _clearance(span, side, at_mm, width_mm) >= SIDE_CLEARANCE_MM:
+            return side
+        if read_text is not None and reads_the_same_inside(crop, reading, side, read_text):
             return side
     return None
+
+
+def reads_the_same_inside(crop: np.ndarray, reading: ReadingLike, side: str,
+                          read_text: ReadText) -> bool:
+    """Whether ``reading`` leaves out all that lies beyond ``side`` of its box.
+
+    What line removal leaves of a "1" written over the side can lie in the crop's margin,
+    outside the box; framed with the number, it made the number seem to begin at the side,
+    and "10.25" read "0.25" was accepted.  Without everything up to SIDE_BAND_MM inside the
+    side, the number stands SIDE_CLEARANCE_MM clear of it and is read as the same text: the
+    reading made nothing of that ink.  (A reading that took the "1" in reads differently
+    without it.)
+    """
+    width_mm = crop.shape[1] / CROP_PX_PER_MM
+    at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
+    inside = without_outside(crop, side, at_mm)
+    span = framed_span(inside)
+    return (span is not None
+            and _clearance(span, side, at_mm, width_mm) >= SIDE_CLEARANCE_MM
+            and read_text(inside) == reading.text)
+
+
+def _clearance(span: tuple[float, float], side: str, at_mm: float, width_mm: float) -> float:
+    """How far (mm) the framed ink ``span`` (shares of the crop's width) stays inside a side
+    at ``at_mm`` from the crop's left end."""
+    return span[0] * width_mm - at_mm if side == "left" else at_mm - span[1] * width_mm
 
 
 def without_band(crop: np.ndarray, at_mm: float) -> np.ndarray:
@@ -162,6 +205,17 @@ def without_band(crop: np.ndarray, at_mm: float) -> np.ndarray:
     out = crop.copy()
     first = max(0, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM))
     out[:, first : round((at_mm + SIDE_BAND_MM) * CROP_PX_PER_MM)] = 255
+    return out
+
+
+def without_outside(crop: np.ndarray, side: str, at_mm: float) -> np.ndarray:
+    """A copy of ``crop`` made paper from its ``side`` end to SIDE_BAND_MM inside the box's
+    side at ``at_mm``."""
+    out = crop.copy()
+    if side == "left":
+        out[:, : round((at_mm + SIDE_BAND_MM) * CROP_PX_PER_MM)] = 255
+    else:
+        out[:, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM):] = 255
     return out
 
 

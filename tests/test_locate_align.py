@@ -522,6 +522,16 @@ def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
     remnant = far.copy()
     cv2.line(remnant, (20, 60), (21, 100), 40, 4)  # what line removal left of the "1"
     assert left_out_side(remnant, zero, (6.0, 0.0)) == "left"
+    # What is left of a "1" written over the side can lie in the crop's margin, outside the
+    # box, and be framed with the "0": only reading the box without it tells whether the
+    # reading made anything of it.
+    outside = far.copy()
+    cv2.line(outside, (6, 55), (8, 105), 40, 4)
+    assert left_out_side(outside, zero, (6.0, 0.0)) is None
+    assert left_out_side(outside, zero, (6.0, 0.0), lambda crop: "0") == "left"
+    ten = Reading("10", "number", 0.999)  # the "1" read: without it, the box reads "0"
+    assert left_out_side(outside, ten, (6.0, 0.0), lambda crop: "0") is None
+    assert left_out_side(touching, zero, (6.0, 0.0), lambda crop: "0") is None
 
 
 def simulated(printed, tier: str, seed: int, frame: tuple[int, int] | None) -> tuple:
