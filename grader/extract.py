@@ -32,6 +32,11 @@ LINE_MAX_HALF_PX = 6
 # pencil stroke lying on the line: well above JPEG and sensor noise in a lit crop.
 EXTRA_INK_LEVEL = 45.0
 LINE_DARKNESS_PERCENTILE = 15.0
+# A stroke crossing a printed line at a slant is joined across the line's band along these
+# slopes (rows per column across the line: 45 and about 27 degrees off the perpendicular)
+# where both ends of the slant are writing, darker than paper by CROSSING_INK_LEVEL.
+CROSSING_SLOPES = (-1.0, -0.5, 0.5, 1.0)
+CROSSING_INK_LEVEL = 60.0
 # Writing on a box's left or right side: students who overshoot the box write a "1" along
 # its side, lighter than the printed line, and painting the line out takes the "1" with it
 # ("12" read "2", a lone "1" read as no answer, both with full confidence).  Row by row along
@@ -200,17 +205,50 @@ def paint_out_lines(img: np.ndarray, lines: list[CropLine]) -> tuple[np.ndarray,
         s1 = min(view.shape[0], round(line.end) + grow + 1)
         if lo < 0 and hi >= size:
             continue
-        left = view[s0:s1, lo if lo >= 0 else hi].astype(np.float32)
-        right = view[s0:s1, hi if hi < size else lo].astype(np.float32)
         c0, c1 = max(a, 0), min(b, size - 1) + 1
-        t = ((np.arange(c0, c1) - lo) / float(hi - lo))[None, :]
-        fill = left[:, None] * (1.0 - t) + right[:, None] * t
+        ends = (lo if lo >= 0 else hi, hi if hi < size else lo)
+        own = slice(max(0, round(line.start) - s0), round(line.end) - s0 + 1)
+        fill = _fill_across(view, (s0, s1), (c0, c1), (lo, hi), ends, own)
         band_view = view[s0:s1, c0:c1]
         cleaned = np.maximum(band_view, fill).astype(np.uint8)
-        own = slice(max(0, round(line.start) - s0), round(line.end) - s0 + 1)
         band_view[...] = np.where(_ink_on_line(band_view, own), band_view, cleaned)
     return out, bands
 
+
+
+def _fill_across(
+    view: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], across: tuple[int, int],
+    ends: tuple[int, int], own: slice,
+) -> np.ndarray:
+    """What a line's band (``rows`` x ``cols`` of ``view``, the line vertical) would show
+    without the line: the straight interpolation between the columns ``ends`` just outside it
+    (at ``across``, the interpolation's ends), or along a slant (CROSSING_SLOPES) where
+    writing lies at both ends of that slant and makes the fill darker.
+
+    Straight across, a stroke that crosses the line at a slant has ink at one end only and
+    comes out cut where the line was: an "8" written over a box's side was read "3" at
+    0.995.  Lines with no writing at both ends along their own extent (``own``, rows of the
+    band: beyond it lie the perpendicular lines), nearly all, take the straight fill alone.
+    """
+    (s0, s1), (c0, c1), (lo, hi) = rows, cols, across
+    band_cols = np.arange(c0, c1)
+    t = ((band_cols - lo) / float(hi - lo))[None, :]
+    first = view[s0:s1, ends[0]].astype(np.float32)
+    second = view[s0:s1, ends[1]].astype(np.float32)
+    fill = first[:, None] * (1.0 - t) + second[:, None] * t
+    ink = PAPER_TARGET - CROSSING_INK_LEVEL
+    if not ((first[own] < ink).any() and (second[own] < ink).any()):
+        return fill
+    along = np.arange(s0, s1)[:, None]
+    last = view.shape[0] - 1
+    for slope in CROSSING_SLOPES:
+        at_first = np.clip(along - np.rint(slope * (band_cols - lo)).astype(int), 0, last)
+        at_second = np.clip(along + np.rint(slope * (hi - band_cols)).astype(int), 0, last)
+        a = view[at_first, ends[0]].astype(np.float32)
+        b = view[at_second, ends[1]].astype(np.float32)
+        slanted = np.where(np.maximum(a, b) < ink, a * (1.0 - t) + b * t, fill)
+        fill = np.minimum(fill, slanted)
+    return fill
 
 def _ink_on_line(band: np.ndarray, own: slice) -> np.ndarray:
     """Pixels of a line's band (rows along the line) darker than the printed line itself.

@@ -473,6 +473,18 @@ def test_line_removal_keeps_a_stroke_written_along_the_line() -> None:
 
 
 
+
+def test_line_removal_keeps_a_stroke_that_crosses_a_side_at_a_slant() -> None:
+    crop = np.full((160, 360), 250, np.uint8)
+    crop[:, 18:22] = 110  # the printed left side
+    # Pencil strokes lighter than the line, crossing it 45 and about 27 degrees off square.
+    cv2.line(crop, (0, 30), (40, 70), 160, 4)
+    cv2.line(crop, (0, 100), (40, 120), 160, 4)
+    clean = remove_lines(crop, [CropLine(True, 19.5, 0.0, 159.0)])
+    assert max(clean[y, y - 30] for y in range(46, 55)) < 200  # joined across the side
+    assert max(clean[round(100 + x / 2), x] for x in range(15, 25)) < 200
+    assert clean[0:20, 17:23].min() > 200 and clean[140:160, 17:23].min() > 200
+
 def test_line_darkness_percentile_is_numpys_to_the_bit() -> None:
     rng = np.random.default_rng(5)
     for size in (1, 2, 3, 7, 120, 321):
