@@ -14,9 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from grader.errors import PageError
-from grader.extract import CROP_MARGIN_MM, CROP_PX_PER_MM
+from grader.extract import CROP_MARGIN_MM, CROP_PX_PER_MM, normalise_lighting, sample_crop
 from grader.identity import match_student
 from grader.keyindex import KeyIndex
+from grader.locate import to_gray
 from grader.pipeline import AlignedPage, AlignOptions, align_page
 from grader.read import Capture, framed_span
 from grader.results import PageResult, StudentRef
@@ -43,6 +44,10 @@ SIDE_WRITING_MM = 4.0
 SIDE_BAND_MM = 0.6
 SIDE_CLEARANCE_MM = 1.2
 SIDE_WRITING_REASON = "writing on the box's {side} side that the reading leaves out"
+# Such a field is shown for review with this much of the page around its box, lines kept:
+# its crop has the side painted out, and with it what was written there, and reaches only
+# 2 mm beyond it, so a "16" whose "1" lies on the side would be shown as a "6".
+SIDE_VIEW_MARGIN_MM = 6.0
 
 
 class ReaderLike(Protocol):
@@ -92,7 +97,8 @@ def grade_page(
     threshold_for = getattr(reader, "threshold_for", None)
     if threshold_for is not None:
         result.review_threshold = float(threshold_for(aligned.quality))
-    return GradedPage(result, crops_by_name(aligned), aligned.aligned_image)
+    crops = {**crops_by_name(aligned), **side_views(image, aligned, readings)}
+    return GradedPage(result, crops, aligned.aligned_image)
 
 
 def read_all(aligned: AlignedPage, reader: ReaderLike) -> dict[str, ReadingLike]:
@@ -138,7 +144,7 @@ def doubt_side_writing(
         side = left_out_side(crops[name], reading, runs, read_text)
         if side is not None:
             why = (SIDE_WRITING_REASON.format(side=side)
-                   + "; check what is written there (part of it may not show in the crop)")
+                   + "; check what is written there on the wider view around the box")
             doubted[name] = KeptReading(reading.text, reading.status, reading.confidence,
                                         list(reading.alternatives), True, why)
     return doubted
@@ -218,6 +224,23 @@ def without_outside(crop: np.ndarray, side: str, at_mm: float) -> np.ndarray:
         out[:, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM):] = 255
     return out
 
+
+
+def side_views(image: np.ndarray, aligned: AlignedPage,
+               readings: Mapping[str, ReadingLike]) -> dict[str, np.ndarray]:
+    """Wider views of the boxes whose readings were doubted for writing on their side, as
+    a person needs them (see SIDE_VIEW_MARGIN_MM), by the names of :func:`crops_by_name`."""
+    prefix = SIDE_WRITING_REASON.split("{side}")[0]
+    doubted = [name for name, reading in readings.items()
+               if getattr(reading, "review_reason", "").startswith(prefix)]
+    if not doubted:
+        return {}
+    gray = to_gray(image)
+    box_ids = box_of_name(aligned)
+    rects = {box.box_id: box.rect for box in aligned.key_page.all_boxes}
+    return {name: normalise_lighting(sample_crop(
+        gray, aligned.box_homographies[box_ids[name]], rects[box_ids[name]],
+        SIDE_VIEW_MARGIN_MM)) for name in doubted}
 
 def crops_by_name(aligned: AlignedPage) -> dict[str, np.ndarray]:
     """The page's crops by field id, then the student-number digits as ``student_number.N``."""

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from grader import grade as grade_module
 from grader import quality, simulate
 from grader.align import (
     MAX_REVIEW_VIEW_MARGIN_MM,
@@ -63,7 +64,16 @@ from grader.extract import (
     review_view,
     side_writing_mm,
 )
-from grader.grade import READABLE_EDGE_MM, UNPLACED_REASON, grade_page, left_out_side, read_all
+from grader.grade import (
+    READABLE_EDGE_MM,
+    SIDE_VIEW_MARGIN_MM,
+    SIDE_WRITING_REASON,
+    UNPLACED_REASON,
+    grade_page,
+    left_out_side,
+    read_all,
+    side_views,
+)
 from grader.keyindex import BoxSpec, KeyIndex, KeyPage
 from grader.locate import (
     MarkerHit,
@@ -832,6 +842,44 @@ def test_grading_sends_an_unplaced_box_to_review_and_says_so(printed) -> None:
     line = page_line(PageDone(1, graded.result, None), GradeSummary("w"), 1.0)
     assert "1 box(es) could not be placed" in line
 
+
+
+def test_a_box_doubted_for_writing_on_its_side_is_kept_wider_for_review(printed) -> None:
+    """Its crop lost the side, and what was written on it, with line removal."""
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 0.0)
+    aligned = align_page(image, index)
+    box = key_page(index, 0).fields[0]
+    reason = SIDE_WRITING_REASON.format(side="left") + "; check what is written there"
+    readings = {box.box_id: KeptReading("6", "number", 0.99, [], True, reason),
+                "other": KeptReading("7", "number", 0.5, [], True, "reader unsure")}
+    views = side_views(image, aligned, readings)
+    assert list(views) == [box.box_id]
+    width, height = region_size(box.rect, SIDE_VIEW_MARGIN_MM, CROP_PX_PER_MM)
+    assert views[box.box_id].shape == (height, width)
+    margin = round(SIDE_VIEW_MARGIN_MM * CROP_PX_PER_MM)
+    side = views[box.box_id][margin + 20 : height - margin - 20, margin - 5 : margin + 6]
+    assert side.min(axis=1).max() < 150  # the printed side is still there, all along
+
+
+def test_grading_stores_the_wider_view_of_a_box_doubted_for_its_side(printed,
+                                                                      monkeypatch) -> None:
+    index, rasters, _ = printed
+    image, _ = place(rasters[0], 0.0)
+    box = key_page(index, 0).fields[0]
+    reason = SIDE_WRITING_REASON.format(side="right")
+
+    def doubting_one(aligned, reader):
+        readings = read_all(aligned, reader)
+        readings[box.box_id] = KeptReading("6", "number", 0.99, [], True, reason)
+        return readings
+
+    monkeypatch.setattr(grade_module, "read_all", doubting_one)
+    graded = grade_page(image, index, Reader(), "side.png")
+    width, height = region_size(box.rect, SIDE_VIEW_MARGIN_MM, CROP_PX_PER_MM)
+    assert graded.crops[box.box_id].shape == (height, width)
+    other = key_page(index, 0).fields[1]  # its usual crop
+    assert graded.crops[other.box_id].shape == crop_size(other.rect)[::-1]
 
 def fit_of(fits: list[BoxFit], box: BoxSpec) -> BoxFit:
     return next(f for f in fits if f.box.box_id == box.box_id)
