@@ -215,7 +215,6 @@ def paint_out_lines(img: np.ndarray, lines: list[CropLine]) -> tuple[np.ndarray,
     return out, bands
 
 
-
 def _fill_across(
     view: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], across: tuple[int, int],
     ends: tuple[int, int], own: slice,
