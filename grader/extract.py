@@ -249,6 +249,7 @@ def _fill_across(
         fill = np.minimum(fill, slanted)
     return fill
 
+
 def _ink_on_line(band: np.ndarray, own: slice) -> np.ndarray:
     """Pixels of a line's band (rows along the line) darker than the printed line itself.
 

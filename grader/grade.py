@@ -175,14 +175,16 @@ def left_out_side(crop: np.ndarray, reading: ReadingLike, runs: tuple[float, flo
         span = framed_span(without_band(crop, at_mm))
         if span is None or _clearance(span, side, at_mm, width_mm) >= SIDE_CLEARANCE_MM:
             return side
-        if read_text is not None and reads_the_same_inside(crop, reading, side, read_text):
+        if read_text is not None and reads_the_same_inside(crop, reading, side, at_mm,
+                                                           read_text):
             return side
     return None
 
 
-def reads_the_same_inside(crop: np.ndarray, reading: ReadingLike, side: str,
+def reads_the_same_inside(crop: np.ndarray, reading: ReadingLike, side: str, at_mm: float,
                           read_text: ReadText) -> bool:
-    """Whether ``reading`` leaves out all that lies beyond ``side`` of its box.
+    """Whether ``reading`` leaves out all that lies beyond ``side`` of its box (at ``at_mm``
+    from the crop's left end).
 
     What line removal leaves of a "1" written over the side can lie in the crop's margin,
     outside the box; framed with the number, it made the number seem to begin at the side,
@@ -191,12 +193,11 @@ def reads_the_same_inside(crop: np.ndarray, reading: ReadingLike, side: str,
     reading made nothing of that ink.  (A reading that took the "1" in reads differently
     without it.)
     """
-    width_mm = crop.shape[1] / CROP_PX_PER_MM
-    at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
     inside = without_outside(crop, side, at_mm)
     span = framed_span(inside)
     return (span is not None
-            and _clearance(span, side, at_mm, width_mm) >= SIDE_CLEARANCE_MM
+            and _clearance(span, side, at_mm, crop.shape[1] / CROP_PX_PER_MM)
+            >= SIDE_CLEARANCE_MM
             and read_text(inside) == reading.text)
 
 
