@@ -482,8 +482,6 @@ def test_line_removal_keeps_a_stroke_written_along_the_line() -> None:
     assert clean[150:158, 18:22].min() > 200
 
 
-
-
 def test_line_removal_keeps_a_stroke_that_crosses_a_side_at_a_slant() -> None:
     crop = np.full((160, 360), 250, np.uint8)
     crop[:, 18:22] = 110  # the printed left side
@@ -495,6 +493,7 @@ def test_line_removal_keeps_a_stroke_that_crosses_a_side_at_a_slant() -> None:
     assert max(clean[round(100 + x / 2), x] for x in range(15, 25)) < 200
     assert clean[0:20, 17:23].min() > 200 and clean[140:160, 17:23].min() > 200
 
+
 def test_line_darkness_percentile_is_numpys_to_the_bit() -> None:
     rng = np.random.default_rng(5)
     for size in (1, 2, 3, 7, 120, 321):
@@ -502,6 +501,7 @@ def test_line_darkness_percentile_is_numpys_to_the_bit() -> None:
                        np.round(rng.random(size) * 200).astype(np.float32)):
             for q in (0.0, 15.0, 50.0, 87.5, 100.0):
                 assert _percentile(values, q) == float(np.percentile(values, q))
+
 
 def sided_box(*strokes: tuple[int, int, int, int]) -> np.ndarray:
     """A lit 160 x 360 crop of a box with grey printed sides and pencil ``strokes`` (grey 170,
@@ -843,7 +843,6 @@ def test_grading_sends_an_unplaced_box_to_review_and_says_so(printed) -> None:
     assert "1 box(es) could not be placed" in line
 
 
-
 def test_a_box_doubted_for_writing_on_its_side_is_kept_wider_for_review(printed) -> None:
     """Its crop lost the side, and what was written on it, with line removal."""
     index, rasters, _ = printed
@@ -880,6 +879,7 @@ def test_grading_stores_the_wider_view_of_a_box_doubted_for_its_side(printed,
     assert graded.crops[box.box_id].shape == (height, width)
     other = key_page(index, 0).fields[1]  # its usual crop
     assert graded.crops[other.box_id].shape == crop_size(other.rect)[::-1]
+
 
 def fit_of(fits: list[BoxFit], box: BoxSpec) -> BoxFit:
     return next(f for f in fits if f.box.box_id == box.box_id)
