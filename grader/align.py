@@ -1358,10 +1358,10 @@ def _demote_outliers(fits: list[BoxFit], anchors: Anchors, scene: Scene | None =
     neighbours' prediction is no safer than its border (across a fold they disagree with a
     correct border), so the page must be refused rather than the box placed either way.
 
-    Unless the neighbours' placement is impossible: the printed border is always there, so
-    if no border at all is found where the neighbours put the box, while its own border is
-    as clear as the page's other boxes, the neighbours are wrong (a fold between them and
-    the box) and the border is kept (see :func:`_nothing_where_predicted`).
+    Unless the neighbours are the ones that are wrong (a fold between them and the box):
+    where they show a bend, a border as clear as the page's other boxes is kept, and a
+    fainter one if no border at all is found where they put the box (the printed border is
+    always there; see :func:`_beyond_a_fold`).
     """
     contrasts = [f.contrast for f in fits if f.found and f.contrast < 1.0]
     typical = float(np.median(contrasts)) if contrasts else np.inf
@@ -1375,11 +1375,8 @@ def _demote_outliers(fits: list[BoxFit], anchors: Anchors, scene: Scene | None =
         if off <= MAX_DISAGREEMENT_MM + guess.uncertainty:
             continue
         note = f"its border is {off:.1f} mm from where its neighbours place it"
-        if scene is not None and off <= FOLD_MAX_MM and f.contrast < 1.0 and \
-                guess.uncertainty >= FOLD_MIN_UNCERTAINTY_MM and \
-                f.contrast >= FOLD_CONTRAST_SHARE * typical and \
-                _nothing_where_predicted(f, guess, off, scene):
-            f.note = f"{note}, where no border is: kept (a fold between)"
+        if scene is not None and _beyond_a_fold(f, guess, off, typical, scene):
+            f.note = f"{note}: kept (a fold between)"
             continue
         f.found = False
         f.trusted = False
@@ -1394,9 +1391,30 @@ FOLD_MAX_MM = 2.5
 # ... if the neighbours disagree enough among themselves to show a bend (a flat sheet's
 # neighbours predict a box to a tenth of a mm, and a border 1 mm off there is refused).
 FOLD_MIN_UNCERTAINTY_MM = 0.3
-# ... if its weaker side is at least this share of the page's typical box contrast.
+# ... if its weaker side is at least this share of the page's typical box contrast, and a
+# second look finds no other border where the neighbours put the box.
 FOLD_CONTRAST_SHARE = 0.6
 FOLD_CLEAR_MM = 0.6  # the second look stops this short of the border already found
+# A border as clear as the page's other boxes (this share of their typical contrast) is kept
+# up to FOLD_FAR_MM from its neighbours' placement whatever the second look finds there: on a
+# folded sheet that look fits the crease, or the border itself pulled towards the
+# placement, about as often as a real second border (see design_notes.md, "Aligning").
+FOLD_CLEAR_BORDER_SHARE = 0.85
+FOLD_FAR_MM = 3.5
+
+
+def _beyond_a_fold(
+    f: BoxFit, guess: Correction, off: float, typical: float, scene: Scene
+) -> bool:
+    """True if box ``f``'s border, ``off`` mm from where its neighbours put it, is to be kept:
+    they are across a fold or curl from it.  Only a border found by the full search (the
+    fast path records no contrast), where the neighbours disagree enough to show a bend."""
+    if f.contrast >= 1.0 or guess.uncertainty < FOLD_MIN_UNCERTAINTY_MM:
+        return False
+    if off <= FOLD_FAR_MM and f.contrast >= FOLD_CLEAR_BORDER_SHARE * typical:
+        return True
+    return off <= FOLD_MAX_MM and f.contrast >= FOLD_CONTRAST_SHARE * typical and \
+        _nothing_where_predicted(f, guess, off, scene)
 
 
 def _nothing_where_predicted(f: BoxFit, guess: Correction, off: float, scene: Scene) -> bool:

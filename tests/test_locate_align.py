@@ -19,6 +19,7 @@ import pytest
 from grader import grade as grade_module
 from grader import quality, simulate
 from grader.align import (
+    FOLD_FAR_MM,
     MAX_REVIEW_VIEW_MARGIN_MM,
     REVIEW_MARGIN_PER_UNCERTAINTY,
     REVIEW_VIEW_MARGIN_MM,
@@ -30,6 +31,7 @@ from grader.align import (
     LineModel,
     Scene,
     Window,
+    _beyond_a_fold,
     _from_neighbours,
     _from_row,
     _nothing_where_predicted,
@@ -682,6 +684,31 @@ def test_second_look_tells_an_empty_prediction_from_a_border(printed) -> None:
     both = np.minimum(image, moved)  # darker wins: the border at either place shows
     assert not _nothing_where_predicted(found, guess, 1.0, Scene(both, h, lines, boxes))
     assert _nothing_where_predicted(found, guess, 1.0, Scene(moved, h, lines, boxes))
+
+
+def test_a_border_as_clear_as_the_others_is_kept_beyond_a_fold(printed) -> None:
+    """A border the neighbours disagree with, found by the full search where they show a
+    bend, is kept if it is as clear as the page's other boxes (whatever the second look
+    finds, up to FOLD_FAR_MM away); a fainter one only if nothing is where they put it."""
+    image, m, h, box, lines = flat_scene(printed)
+    boxes = key_page(printed[0], 0).all_boxes
+    moved = moved_down(image, m, box, 1.0)
+    found = fit_box(moved, h, box, lines, window=Window.widest())
+    guess = Correction(np.array(box.centre), np.zeros(2), np.zeros((2, 2)), 0.5)
+    both = Scene(np.minimum(image, moved), h, lines, boxes)
+    alone = Scene(moved, h, lines, boxes)
+    typical = 0.3
+
+    def kept(contrast: float, off: float, scene: Scene, uncertainty: float = 0.5) -> bool:
+        bent = dataclasses.replace(guess, uncertainty=uncertainty)
+        border = dataclasses.replace(found, contrast=contrast)
+        return _beyond_a_fold(border, bent, off, typical, scene)
+
+    assert kept(0.3, 1.0, both) and kept(0.3, FOLD_FAR_MM, both)
+    assert not kept(0.3, FOLD_FAR_MM + 0.5, alone)
+    assert not kept(0.2, 1.0, both) and kept(0.2, 1.0, alone)
+    assert not kept(1.0, 1.0, alone)  # the fast path measured no contrast
+    assert not kept(0.3, 1.0, alone, uncertainty=0.1)  # neighbours that agree: no bend
 
 
 def test_lost_digit_is_placed_between_its_rows_neighbours_only_if_the_row_is_even(
