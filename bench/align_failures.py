@@ -3,9 +3,10 @@
 A development tool next to ``bench/align.py``: it uses its own seeds (``--seed``, default
 7 100 000, disjoint from the benchmark's 9 000 000 and from the tests' below 100 000), so
 that what is tuned on it is measured on pages it never saw.  Per page it prints the outcome
-(``aligned`` or the error code), the worst crop error (mm), the boxes not found by their own
-border and why; with ``--debug DIR`` it writes the overlay of every page that failed or has
-a crop more than ``--flag-mm`` off (see :mod:`grader.debug`).
+(``aligned`` or the error code), the worst crop error (mm), and the boxes not found by their
+own border, or found only by a second look, with why and their crop's true error (mm); with
+``--debug DIR`` it writes the overlay of every page that failed or has a crop more than
+``--flag-mm`` off (see :mod:`grader.debug`).
 
 With ``--unplaced`` it prints instead one line per box left unplaced (on every page that got
 as far as fitting its boxes, refused or not): how far its estimated place really is off
@@ -93,9 +94,9 @@ def main() -> None:
             if args.unplaced:
                 lost += unplaced_boxes(i, code, trace.box_fits, errs, cap)
                 continue
-            missed = [f"{f.box.box_id}({'placed' if f.trusted else 'LOST'}: {f.note}; "
-                      f"{e:.2f})" for f, e in zip(trace.box_fits, errs or [np.nan] * 99,
-                                                  strict=False) if not f.found]
+            missed = [f"{f.box.box_id}({fit_kind(f)}: {f.note}; {e:.2f})"
+                      for f, e in zip(trace.box_fits, errs or [np.nan] * 99, strict=False)
+                      if not f.found or f.note]
             fold = cap.params.get("fold") or {}
             print(f"{i:4d} p{pages[k].pdf_page:02d} {code:20s} worst {top:5.2f} mm  "
                   f"frame {cap.params['frame']} fold {fold.get('angle', 0):+.2f}  "
@@ -113,6 +114,15 @@ def main() -> None:
         arr = np.array(worst)
         print(f"worst crop per aligned page: median {np.median(arr):.3f}, max {arr.max():.3f} "
               f"mm; pages over {args.flag_mm} mm: {int((arr > args.flag_mm).sum())}")
+
+
+def fit_kind(fit: BoxFit) -> str:
+    """How a box noted on a page's line was placed: ``found`` by its border after a second
+    look (a border kept beyond a fold, a digit found where its row puts it), ``placed``
+    without its border, or ``LOST`` (left for review)."""
+    if fit.found:
+        return "found"
+    return "placed" if fit.trusted else "LOST"
 
 
 @dataclass(frozen=True)
