@@ -209,22 +209,23 @@ def _clearance(span: tuple[float, float], side: str, at_mm: float, width_mm: flo
 
 def without_band(crop: np.ndarray, at_mm: float) -> np.ndarray:
     """A copy of ``crop`` with the columns within SIDE_BAND_MM of ``at_mm`` made paper."""
-    out = crop.copy()
-    first = max(0, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM))
-    out[:, first : round((at_mm + SIDE_BAND_MM) * CROP_PX_PER_MM)] = 255
-    return out
+    return _as_paper(crop, at_mm - SIDE_BAND_MM, at_mm + SIDE_BAND_MM)
 
 
 def without_outside(crop: np.ndarray, side: str, at_mm: float) -> np.ndarray:
     """A copy of ``crop`` made paper from its ``side`` end to SIDE_BAND_MM inside the box's
     side at ``at_mm``."""
-    out = crop.copy()
     if side == "left":
-        out[:, : round((at_mm + SIDE_BAND_MM) * CROP_PX_PER_MM)] = 255
-    else:
-        out[:, round((at_mm - SIDE_BAND_MM) * CROP_PX_PER_MM):] = 255
-    return out
+        return _as_paper(crop, 0.0, at_mm + SIDE_BAND_MM)
+    return _as_paper(crop, at_mm - SIDE_BAND_MM, crop.shape[1] / CROP_PX_PER_MM)
 
+
+def _as_paper(crop: np.ndarray, from_mm: float, to_mm: float) -> np.ndarray:
+    """A copy of ``crop`` with its columns from ``from_mm`` to ``to_mm`` (from its left end)
+    made paper."""
+    out = crop.copy()
+    out[:, max(0, round(from_mm * CROP_PX_PER_MM)) : round(to_mm * CROP_PX_PER_MM)] = 255
+    return out
 
 
 def side_views(image: np.ndarray, aligned: AlignedPage,
@@ -242,6 +243,7 @@ def side_views(image: np.ndarray, aligned: AlignedPage,
     return {name: normalise_lighting(sample_crop(
         gray, aligned.box_homographies[box_ids[name]], rects[box_ids[name]],
         SIDE_VIEW_MARGIN_MM)) for name in doubted}
+
 
 def crops_by_name(aligned: AlignedPage) -> dict[str, np.ndarray]:
     """The page's crops by field id, then the student-number digits as ``student_number.N``."""
