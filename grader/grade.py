@@ -19,7 +19,7 @@ from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.locate import to_gray
 from grader.pipeline import AlignedPage, AlignOptions, align_page
-from grader.read import Capture, framed_span
+from grader.read import Capture, framed_span, stroke_beyond
 from grader.results import PageResult, StudentRef
 from grader.score import KeptReading, PageContext, ReadingLike, score_page
 
@@ -43,6 +43,12 @@ UNPLACED_REASON = "box could not be placed safely"
 SIDE_WRITING_MM = 4.0
 SIDE_BAND_MM = 0.6
 SIDE_CLEARANCE_MM = 1.2
+# A "1" written just beyond a side, hardly touching it, leaves no run on the side; line
+# removal takes the part on the side and a small piece is left in the crop's margin, framed
+# with the number and made nothing of ("16" read "6" at 0.99).  A reading whose framed ink
+# holds a stroke centred BEYOND_SIDE_MM or more outside a side, level with the number (see
+# grader.read.stroke_beyond), and which reads the same without it, is doubted the same way.
+BEYOND_SIDE_MM = 0.4
 SIDE_WRITING_REASON = "writing on the box's {side} side that the reading leaves out"
 # Such a field is shown for review with this much of the page around its box, lines kept:
 # its crop has the side painted out, and with it what was written there, and reaches only
@@ -131,16 +137,16 @@ def doubt_side_writing(
     aligned: AlignedPage, crops: Mapping[str, np.ndarray], readings: Mapping[str, ReadingLike],
     reader: ReaderLike | None = None,
 ) -> dict[str, ReadingLike]:
-    """Accepted readings that leave out writing on their box's side (see SIDE_WRITING_MM),
-    doubted with why.  ``reader`` reads a crop again without what lies beyond the side (see
-    :func:`left_out_side`)."""
+    """Accepted readings that leave out writing on their box's side or just beyond it (see
+    SIDE_WRITING_MM and BEYOND_SIDE_MM), doubted with why.  ``reader`` reads a crop again
+    without what lies beyond the side (see :func:`left_out_side`)."""
     boxes = box_of_name(aligned)
     read_text = None if reader is None else _text_reader(reader, aligned)
     doubted: dict[str, ReadingLike] = {}
     for name, reading in readings.items():
-        runs = aligned.side_writing_mm.get(boxes[name], (0.0, 0.0))
-        if reading.needs_review or max(runs) < SIDE_WRITING_MM:
+        if reading.needs_review:
             continue
+        runs = aligned.side_writing_mm.get(boxes[name], (0.0, 0.0))
         side = left_out_side(crops[name], reading, runs, read_text)
         if side is not None:
             why = (SIDE_WRITING_REASON.format(side=side)
@@ -163,15 +169,18 @@ def left_out_side(crop: np.ndarray, reading: ReadingLike, runs: tuple[float, flo
     """``"left"`` or ``"right"``: a side holding writing the reading leaves out, if any.
 
     With ``read_text``, a number whose framed ink reaches beyond the side is also checked
-    without what lies there (see :func:`reads_the_same_inside`).
+    without what lies there (see :func:`reads_the_same_inside`), and so is one whose framed
+    ink holds a stroke beyond a side with no writing along it (see :func:`written_beyond`).
     """
     width_mm = crop.shape[1] / CROP_PX_PER_MM
     for side, run in zip(("left", "right"), runs, strict=True):
+        at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
         if run < SIDE_WRITING_MM:
+            if read_text is not None and written_beyond(crop, reading, side, at_mm, read_text):
+                return side
             continue
         if reading.text is None:
             return side
-        at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
         span = framed_span(without_band(crop, at_mm))
         if span is None or _clearance(span, side, at_mm, width_mm) >= SIDE_CLEARANCE_MM:
             return side
@@ -179,6 +188,17 @@ def left_out_side(crop: np.ndarray, reading: ReadingLike, runs: tuple[float, flo
                                                            read_text):
             return side
     return None
+
+
+def written_beyond(crop: np.ndarray, reading: ReadingLike, side: str, at_mm: float,
+                   read_text: ReadText) -> bool:
+    """Whether ``reading`` leaves out a stroke framed with it beyond ``side`` of its box (at
+    ``at_mm`` from the crop's left end; see BEYOND_SIDE_MM)."""
+    if reading.text is None:
+        return False
+    limit_mm = at_mm - BEYOND_SIDE_MM if side == "left" else at_mm + BEYOND_SIDE_MM
+    return (stroke_beyond(crop, side, limit_mm * CROP_PX_PER_MM / crop.shape[1])
+            and reads_the_same_inside(crop, reading, side, at_mm, read_text))
 
 
 def reads_the_same_inside(crop: np.ndarray, reading: ReadingLike, side: str, at_mm: float,

@@ -137,6 +137,15 @@ def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     height. A dash level with the other ink is kept: a minus sign before digits written high
     or low in the box sits there too.
     """
+    keep = framed_components(ink)
+    if not keep:
+        return None
+    xs0, ys0, xs1, ys1 = zip(*keep, strict=True)
+    return min(xs0), min(ys0), max(xs1), max(ys1)
+
+
+def framed_components(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(x0, y0, x1, y1)`` of the ink components :func:`_ink_box` frames."""
     h = ink.shape[0]
     mask = (ink > 0.35).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -151,11 +160,9 @@ def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
         dash = ch <= 0.05 * h and cw >= 2.5 * ch and not 0.3 * h < centre < 0.7 * h
         (dashes if dash else keep).append((x, y, x + cw, y + ch))
     if not keep:
-        return None
+        return []
     top, bottom = min(b[1] for b in keep), max(b[3] for b in keep)
-    keep += [d for d in dashes if top <= (d[1] + d[3]) / 2 <= bottom]
-    xs0, ys0, xs1, ys1 = zip(*keep, strict=True)
-    return min(xs0), min(ys0), max(xs1), max(ys1)
+    return keep + [d for d in dashes if top <= (d[1] + d[3]) / 2 <= bottom]
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,9 @@ LEFT_OUT_HEIGHT = 0.6
 # least LEFT_OUT_DASH of the framed ink's height long, no taller than half its length, with
 # its middle in the middle half of the framed band, and beside it as above.
 LEFT_OUT_DASH = 0.3
+# No pixel of a crop's margin this light or lighter can be framed ink (0.35 of at most 255 /
+# 0.45, see ink_map, is a pixel of 216 or darker): :func:`stroke_beyond` looks no further.
+BEYOND_DARKEST = 220
 
 
 def upright_stroke(ink: np.ndarray) -> bool:
@@ -409,6 +419,34 @@ def framed_span(crop: np.ndarray) -> tuple[float, float] | None:
         return None
     width = ink.shape[1]
     return box[0] / width, box[2] / width
+
+
+def stroke_beyond(crop: np.ndarray, side: str, limit: float) -> bool:
+    """Whether the ink the reader frames in ``crop`` (see :func:`_ink_box`) holds a stroke
+    whose centre lies beyond ``limit`` (a share of the crop's width from its left end) on
+    ``side`` (``"left"`` or ``"right"``), level with the framed ink inside that limit (at
+    least half its height within that ink's band) and clear of the crop's top and bottom
+    ends: a fold's or a curled edge's shadow runs on past the box, writing does not."""
+    width = crop.shape[1]
+    cut = round(limit * width)
+    margin = crop[:, :cut] if side == "left" else crop[:, cut:]
+    if margin.size == 0 or int(margin.min()) > BEYOND_DARKEST:
+        return False
+    ink = clean_ink(crop)
+    x_limit = limit * ink.shape[1]
+
+    def lies_beyond(b: tuple[int, int, int, int]) -> bool:
+        centre = (b[0] + b[2]) / 2
+        return centre < x_limit if side == "left" else centre > x_limit
+
+    framed = framed_components(ink)
+    beyond = [b for b in framed if lies_beyond(b)]
+    inside = [b for b in framed if not lies_beyond(b)]
+    if not beyond or not inside:
+        return False
+    top, bottom = min(b[1] for b in inside), max(b[3] for b in inside)
+    clear = [(y0, y1) for _, y0, _, y1 in beyond if y0 > 0 and y1 < ink.shape[0]]
+    return any(min(y1, bottom) - max(y0, top) >= (y1 - y0) / 2 for y0, y1 in clear)
 
 
 def frame_ink(ink: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:

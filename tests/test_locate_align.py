@@ -558,6 +558,28 @@ def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
     assert left_out_side(touching, zero, (6.0, 0.0), lambda crop: "0") is None
 
 
+def test_a_stroke_beyond_a_side_that_the_reading_leaves_out_is_doubted() -> None:
+    # A "1" written just beyond the left side leaves no run on it: only its piece in the
+    # crop's margin, framed with the "0", says it is there.
+    zero, ten = Reading("0", "number", 0.999), Reading("10", "number", 0.999)
+    crop = np.full((160, 360), 250, np.uint8)
+    cv2.ellipse(crop, (70, 80), (18, 30), 0, 0, 360, 40, 6)
+    plain = crop.copy()
+    cv2.line(crop, (6, 55), (8, 105), 40, 4)
+    assert left_out_side(crop, zero, (0.0, 0.0), lambda c: "0") == "left"
+    assert left_out_side(crop, ten, (0.0, 0.0), lambda c: "0") is None  # the "1" was read
+    assert left_out_side(crop, zero, (0.0, 0.0)) is None  # nothing to read it again with
+    assert left_out_side(plain, zero, (0.0, 0.0), lambda c: "0") is None
+    # A fold's shadow runs on past the box; a curled edge's lies below the number.
+    fold, curl = plain.copy(), plain.copy()
+    cv2.line(fold, (4, 60), (12, 159), 40, 4)
+    cv2.line(curl, (6, 115), (8, 150), 40, 4)
+    assert left_out_side(fold, zero, (0.0, 0.0), lambda c: "0") is None
+    assert left_out_side(curl, zero, (0.0, 0.0), lambda c: "0") is None
+    mirrored = np.ascontiguousarray(crop[:, ::-1])
+    assert left_out_side(mirrored, zero, (0.0, 0.0), lambda c: "0") == "right"
+
+
 def simulated(printed, tier: str, seed: int, frame: tuple[int, int] | None) -> tuple:
     index, rasters, _ = printed
     rng = np.random.default_rng(seed)
