@@ -45,7 +45,11 @@ CROSSING_INK_LEVEL = 60.0
 # the side, as a "1" can cover more than half of it, and at most the median of the four
 # sides', as it can cover nearly all of it); rows darker by SIDE_WRITING_EXCESS of the
 # line's own hold writing.  The longest run of such rows is measured, leaving out
-# SIDE_WRITING_CORNER_PX at each end, where the top and bottom lines cross.
+# SIDE_WRITING_CORNER_PX at each end, where the top and bottom lines cross.  The reach stops
+# short of any other printed line beside the side: student-number digit boxes stand 1.5 mm
+# apart, and on a blurred page a neighbour's side within the reach made the first and last
+# digits' outer sides look written on all along (35 of 40 numbered pages of a simulated
+# class sent to identity review).
 SIDE_WRITING_REACH_PX = 8
 SIDE_WRITING_EXCESS = 0.5
 SIDE_WRITING_CORNER_PX = 15
@@ -131,6 +135,15 @@ def lines_in_crop(box: BoxSpec, boxes: tuple[BoxSpec, ...]) -> list[CropLine]:
             if -LINE_MAX_HALF_PX < pos < height + LINE_MAX_HALF_PX and left < width and right > 0:
                 lines.append(CropLine(False, pos, max(left, 0.0), min(right, width - 1.0)))
     return lines
+
+
+def margins_with_lines(box: BoxSpec, boxes: tuple[BoxSpec, ...]) -> tuple[bool, bool]:
+    """Whether another box's side runs through the crop's margin beyond ``box``'s left and
+    its right side (a neighbouring student-number digit's)."""
+    own = [line.position for line in lines_in_crop(box, (box,)) if line.vertical]
+    others = [line.position for line in lines_in_crop(box, boxes)
+              if line.vertical and line.position not in own]
+    return (any(pos < min(own) for pos in others), any(pos > max(own) for pos in others))
 
 
 def _line_profile(img: np.ndarray, line: CropLine) -> tuple[np.ndarray, int] | None:
@@ -311,8 +324,10 @@ def side_writing_mm(
     it.  A side that cannot be found counts 0.
     """
     found = bands or {}
-    along = {line: _darkness_along(lit, line, found[line] if line in found
-                                   else _locate_line(lit, line)) for line in border}
+    located = {line: found[line] if line in found else _locate_line(lit, line)
+               for line in border}
+    along = {line: _darkness_along(lit, line, band, _reach(line, band, found))
+             for line, band in located.items()}
     lows = [_low_percentile(a) for a in along.values() if a is not None]
     if not lows:
         return 0.0, 0.0
@@ -328,18 +343,38 @@ def side_writing_mm(
     return (runs[0], runs[-1]) if runs else (0.0, 0.0)
 
 
+def _reach(
+    line: CropLine, band: tuple[int, int] | None, bands: LineBands
+) -> tuple[int, int] | None:
+    """First and last index across ``line`` that its writing measure takes: its ``band`` and
+    SIDE_WRITING_REACH_PX either side, short of the band of any other line along it
+    (``bands``: lines found in the crop)."""
+    if band is None:
+        return None
+    first, last = max(0, band[0] - SIDE_WRITING_REACH_PX), band[1] + SIDE_WRITING_REACH_PX
+    for other, seen in bands.items():
+        if (seen is None or other == line or other.vertical != line.vertical
+                or other.end <= line.start or other.start >= line.end):
+            continue
+        if seen[0] > band[1]:
+            last = min(last, seen[0] - 1)
+        elif seen[1] < band[0]:
+            first = max(first, seen[1] + 1)
+    return first, last
+
+
 def _darkness_along(
-    lit: np.ndarray, line: CropLine, band: tuple[int, int] | None
+    lit: np.ndarray, line: CropLine, band: tuple[int, int] | None,
+    reach: tuple[int, int] | None,
 ) -> np.ndarray | None:
-    """Darkness (paper minus ``lit``) summed across a printed line's ``band`` and
-    SIDE_WRITING_REACH_PX either side, at each step along it (SIDE_WRITING_CORNER_PX left
-    out at each end); None where the line was not found."""
+    """Darkness (paper minus ``lit``) summed across ``reach`` (see :func:`_reach`) at each
+    step along a printed line (SIDE_WRITING_CORNER_PX left out at each end); None where the
+    line was not found."""
     start = round(line.start) + SIDE_WRITING_CORNER_PX
     end = round(line.end) - SIDE_WRITING_CORNER_PX
-    if band is None or end - start < 4:
+    if band is None or reach is None or end - start < 4:
         return None
-    first = max(0, band[0] - SIDE_WRITING_REACH_PX)
-    across = band[1] + SIDE_WRITING_REACH_PX + 1
+    first, across = reach[0], reach[1] + 1
     region = lit[start:end, first:across] if line.vertical else lit[first:across, start:end].T
     dark = np.clip(PAPER_TARGET - region.astype(np.float32), 0.0, None)
     values: np.ndarray = dark.sum(axis=1)

@@ -14,7 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from grader.errors import PageError
-from grader.extract import CROP_MARGIN_MM, CROP_PX_PER_MM, normalise_lighting, sample_crop
+from grader.extract import (
+    CROP_MARGIN_MM,
+    CROP_PX_PER_MM,
+    margins_with_lines,
+    normalise_lighting,
+    sample_crop,
+)
 from grader.identity import match_student
 from grader.keyindex import KeyIndex
 from grader.locate import to_gray
@@ -141,13 +147,15 @@ def doubt_side_writing(
     SIDE_WRITING_MM and BEYOND_SIDE_MM), doubted with why.  ``reader`` reads a crop again
     without what lies beyond the side (see :func:`left_out_side`)."""
     boxes = box_of_name(aligned)
+    specs = {box.box_id: box for box in aligned.key_page.all_boxes}
     read_text = None if reader is None else _text_reader(reader, aligned)
     doubted: dict[str, ReadingLike] = {}
     for name, reading in readings.items():
         if reading.needs_review:
             continue
         runs = aligned.side_writing_mm.get(boxes[name], (0.0, 0.0))
-        side = left_out_side(crops[name], reading, runs, read_text)
+        lined = margins_with_lines(specs[boxes[name]], aligned.key_page.all_boxes)
+        side = left_out_side(crops[name], reading, runs, read_text, lined)
         if side is not None:
             why = (SIDE_WRITING_REASON.format(side=side)
                    + "; check what is written there on the wider view around the box")
@@ -165,18 +173,22 @@ def _text_reader(reader: ReaderLike, aligned: AlignedPage) -> ReadText:
 
 
 def left_out_side(crop: np.ndarray, reading: ReadingLike, runs: tuple[float, float],
-                  read_text: ReadText | None = None) -> str | None:
+                  read_text: ReadText | None = None,
+                  lined: tuple[bool, bool] = (False, False)) -> str | None:
     """``"left"`` or ``"right"``: a side holding writing the reading leaves out, if any.
 
     With ``read_text``, a number whose framed ink reaches beyond the side is also checked
     without what lies there (see :func:`reads_the_same_inside`), and so is one whose framed
-    ink holds a stroke beyond a side with no writing along it (see :func:`written_beyond`).
+    ink holds a stroke beyond a side with no writing along it (see :func:`written_beyond`),
+    unless another box's side runs through the crop's margin there (``lined``, left and
+    right): what is left of that line is no writing.
     """
     width_mm = crop.shape[1] / CROP_PX_PER_MM
-    for side, run in zip(("left", "right"), runs, strict=True):
+    for side, run, other_line in zip(("left", "right"), runs, lined, strict=True):
         at_mm = CROP_MARGIN_MM if side == "left" else width_mm - CROP_MARGIN_MM
         if run < SIDE_WRITING_MM:
-            if read_text is not None and written_beyond(crop, reading, side, at_mm, read_text):
+            if (read_text is not None and not other_line
+                    and written_beyond(crop, reading, side, at_mm, read_text)):
                 return side
             continue
         if reading.text is None:

@@ -59,9 +59,11 @@ from grader.errors import (
 from grader.extract import (
     CROP_PX_PER_MM,
     CropLine,
+    _locate_line,
     _percentile,
     crop_size,
     crop_to_photo,
+    margins_with_lines,
     remove_lines,
     review_view,
     side_writing_mm,
@@ -530,6 +532,19 @@ def test_writing_on_a_box_side_is_measured_along_it() -> None:
     assert long_one[0] == 0.0 and long_one[1] >= 7.0
 
 
+def test_a_neighbours_side_beside_a_box_side_is_no_writing_on_it() -> None:
+    """Student-number digit boxes stand 1.5 mm apart: on a blurred page the neighbour's side
+    lies within the reach of the measure, which must stop short of it."""
+    border = [CropLine(True, 19.5, 19.5, 139.5), CropLine(True, 339.5, 19.5, 139.5),
+              CropLine(False, 19.5, 19.5, 339.5), CropLine(False, 139.5, 19.5, 339.5)]
+    neighbour = CropLine(True, 350.5, 19.5, 139.5)
+    lit = sided_box()
+    cv2.line(lit, (350, 20), (350, 140), 120, 3)
+    assert side_writing_mm(lit, border)[1] >= 7.0  # taken for its own side's darkness
+    bands = {line: _locate_line(lit, line) for line in [*border, neighbour]}
+    assert side_writing_mm(lit, border, bands) == (0.0, 0.0)
+
+
 def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
     def crop_with(x: int) -> np.ndarray:
         crop = np.full((160, 360), 250, np.uint8)
@@ -558,6 +573,15 @@ def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
     assert left_out_side(touching, zero, (6.0, 0.0), lambda crop: "0") is None
 
 
+def test_margins_with_a_neighbours_side_are_told() -> None:
+    digits = tuple(BoxSpec(f"student_number.{i + 1}", (40.0 + i * 11.5, 44.5, 10.0, 12.0))
+                   for i in range(3))
+    field = BoxSpec("q1", (40.0, 80.0, 32.0, 12.0))
+    boxes = (*digits, field)
+    assert [margins_with_lines(box, boxes) for box in boxes] == [
+        (False, True), (True, True), (True, False), (False, False)]
+
+
 def test_a_stroke_beyond_a_side_that_the_reading_leaves_out_is_doubted() -> None:
     # A "1" written just beyond the left side leaves no run on it: only its piece in the
     # crop's margin, framed with the "0", says it is there.
@@ -570,6 +594,8 @@ def test_a_stroke_beyond_a_side_that_the_reading_leaves_out_is_doubted() -> None
     assert left_out_side(crop, ten, (0.0, 0.0), lambda c: "0") is None  # the "1" was read
     assert left_out_side(crop, zero, (0.0, 0.0)) is None  # nothing to read it again with
     assert left_out_side(plain, zero, (0.0, 0.0), lambda c: "0") is None
+    # Beyond a student-number digit's side lies its neighbour's, and what is left of it.
+    assert left_out_side(crop, zero, (0.0, 0.0), lambda c: "0", (True, False)) is None
     # A fold's shadow runs on past the box; a curled edge's lies below the number.
     fold, curl = plain.copy(), plain.copy()
     cv2.line(fold, (4, 60), (12, 159), 40, 4)
