@@ -51,6 +51,25 @@ def one_edit_apart(a: str, b: str) -> bool:
     return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
+def only_fit(number: str, digits: Sequence[ReadingLike], roster: Sequence[StudentRef]) -> bool:
+    """Whether ``number`` is the one roster number of its length that agrees with every digit
+    read surely, its doubted digits all written ones (a doubted blank could hide a longer
+    number).
+
+    Then a doubted digit cannot make it another student's: a roster number that differs only
+    there would agree with the sure digits too, and one that differs in a sure digit as well
+    needs a confident misread on top, and is caught by the one-edit check when that is all it
+    differs in.  A student missing from the roster would have to differ from a roster number
+    only where the digits were doubted.
+    """
+    if any(d.needs_review and d.text is None for d in digits):
+        return False
+    sure = [i for i, d in enumerate(digits[: len(number)]) if not d.needs_review]
+    fits = [s for s in roster if len(s.student_id) == len(number)
+            and all(s.student_id[i] == number[i] for i in sure)]
+    return len(fits) == 1
+
+
 def match_student(digits: Sequence[ReadingLike], roster: Sequence[StudentRef]) -> IdentityMatch:
     number, unsure = read_student_number(digits)
     if number is None:
@@ -59,7 +78,7 @@ def match_student(digits: Sequence[ReadingLike], roster: Sequence[StudentRef]) -
     near = [s for s in roster if one_edit_apart(s.student_id, number)]
     if not roster:
         return IdentityMatch(None, number, True, "no roster given to match the student number")
-    if len(exact) == 1 and not near and not unsure:
+    if len(exact) == 1 and not near and (not unsure or only_fit(number, digits, roster)):
         return IdentityMatch(exact[0], number, False)
     if len(exact) == 1:
         why = "a digit was hard to read" if unsure else "another student's number is one digit off"

@@ -11,8 +11,8 @@ ROSTER = [StudentRef("240101", "Amina"), StudentRef("240102", "Bruno"),
           StudentRef("240777", "Chen")]
 
 
-def digits(text: str, unsure_at: int | None = None) -> list[TeacherReading]:
-    boxes = [TeacherReading(c, "number", 0.99, (), i == unsure_at) for i, c in enumerate(text)]
+def digits(text: str, *unsure_at: int) -> list[TeacherReading]:
+    boxes = [TeacherReading(c, "number", 0.99, (), i in unsure_at) for i, c in enumerate(text)]
     return boxes + [TeacherReading(None, "blank")] * (6 - len(text))
 
 
@@ -27,9 +27,19 @@ def test_number_one_digit_from_another_student_goes_to_review() -> None:
     assert "one digit off" in match.reason
 
 
-def test_unsure_digit_goes_to_review_even_when_it_matches() -> None:
-    match = match_student(digits("240777", unsure_at=3), ROSTER)
+def test_a_doubted_digit_goes_to_review_where_it_could_make_another_student() -> None:
+    roster = [*ROSTER, StudentRef("240887", "Dana")]  # two digits from Chen's
+    match = match_student(digits("240777", 3, 4), roster)
     assert match.student == ROSTER[2] and match.needs_review
+    assert "hard to read" in match.reason
+    # Only Chen agrees with every digit read surely: a doubt in one place changes nothing.
+    sure = match_student(digits("240777", 3), roster)
+    assert sure.student == ROSTER[2] and not sure.needs_review
+    # A doubted blank could hide a longer number.
+    short = [StudentRef("24077", "Eve"), StudentRef("2407771", "Femi")]
+    doubted_end = digits("24077")
+    doubted_end[5] = TeacherReading(None, "blank", 0.5, (), True)
+    assert match_student(doubted_end, short).needs_review
 
 
 def test_unknown_and_ambiguous_numbers_are_not_guessed() -> None:
