@@ -32,13 +32,25 @@ def read_student_number(digits: Sequence[ReadingLike]) -> tuple[str | None, bool
     ended = False
     for reading in digits:
         unsure = unsure or reading.needs_review
-        if reading.text is None:
+        written = written_digit(reading)
+        if written is None:
             ended = True
             continue
-        if ended or len(reading.text) != 1 or not reading.text.isdigit():
+        if ended or len(written) != 1 or not written.isdigit():
             return None, True
-        text += reading.text
+        text += written
     return (text or None), unsure
+
+
+def written_digit(reading: ReadingLike) -> str | None:
+    """What a box holds: its reading's text, or for a doubted blank whose first alternative
+    is a digit, that digit (the second look that doubted it found it: a "1" too faint or too
+    thin to be read on its own).  Still doubted, it can only match where no other roster
+    number agrees with the digits read surely (see :func:`only_fit`)."""
+    if reading.text is not None or not reading.needs_review or not reading.alternatives:
+        return reading.text
+    lead = reading.alternatives[0][0]
+    return lead if lead is not None and len(lead) == 1 and lead.isdigit() else None
 
 
 def one_edit_apart(a: str, b: str) -> bool:
@@ -62,7 +74,7 @@ def only_fit(number: str, digits: Sequence[ReadingLike], roster: Sequence[Studen
     differs in.  A student missing from the roster would have to differ from a roster number
     only where the digits were doubted.
     """
-    if any(d.needs_review and d.text is None for d in digits):
+    if any(d.needs_review and written_digit(d) is None for d in digits):
         return False
     sure = [i for i, d in enumerate(digits[: len(number)]) if not d.needs_review]
     fits = [s for s in roster if len(s.student_id) == len(number)

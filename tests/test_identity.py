@@ -49,6 +49,21 @@ def test_unknown_and_ambiguous_numbers_are_not_guessed() -> None:
     assert ambiguous.student is None and ambiguous.needs_review
 
 
+def test_a_doubted_blank_is_the_digit_its_second_look_found() -> None:
+    """A "1" too thin to read alone is doubted as a blank with "1" first among what else it
+    could be: the number is still usable, as a doubted digit."""
+    boxes = digits("240777")
+    boxes[3] = TeacherReading(None, "blank", 0.5, (("7", 0.9), (None, 0.1)), True)
+    assert read_student_number(boxes) == ("240777", True)
+    match = match_student(boxes, ROSTER)
+    assert match.student == ROSTER[2] and not match.needs_review
+    # Nothing usable led the second look: the number has a gap.
+    boxes[3] = TeacherReading(None, "blank", 0.5, (("77", 0.6), ("7", 0.3)), True)
+    assert read_student_number(boxes) == (None, True)
+    boxes[3] = TeacherReading(None, "blank", 0.99, (("7", 0.01),), False)  # a sure blank
+    assert read_student_number(boxes) == (None, True)
+
+
 def test_shorter_numbers_and_malformed_boxes() -> None:
     assert read_student_number(digits("1234")) == ("1234", False)
     gap = [TeacherReading("1"), TeacherReading(None, "blank"), TeacherReading("2")]
