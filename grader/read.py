@@ -258,8 +258,9 @@ LEFT_OUT_HEIGHT = 0.6
 # least LEFT_OUT_DASH of the framed ink's height long, no taller than half its length, with
 # its middle in the middle half of the framed band, and beside it as above.
 LEFT_OUT_DASH = 0.3
-# No pixel of a crop's margin this light or lighter can be framed ink (0.35 of at most 255 /
-# 0.45, see ink_map, is a pixel of 216 or darker): :func:`stroke_beyond` looks no further.
+# Framed ink (above 0.35 in ink_map, which stretches by at most 1 / 0.45) is at least
+# 0.35 x 0.45 = 16 % darker than the paper around it: 215 or darker even on paper of 255.
+# A crop's margin with no pixel this dark holds none, and stroke_beyond looks no further.
 BEYOND_DARKEST = 220
 
 
