@@ -9,6 +9,11 @@ verdict compares with the truth, the share of fields sent to review, and peak me
     .venv/bin/python bench/grade.py [--students 40] [--tier phone] [--seed 9100]
                                     [--handwriting mnist|strokes] [--data-dir ../shared/data]
                                     [--review-threshold P] [--credit-expected-answers]
+                                    [--numbered]
+
+``--numbered`` prints numbered copies instead of sheets named for a roster: each student
+writes a six-digit student number (drawn from the seed) that grading matches to a roster
+CSV, and the identities are compared with the truth too.
 
 Handwriting ``mnist`` uses the MNIST test split and the held-out symbols (writers the reader
 never saw); ``strokes`` uses the procedural glyphs that need no data.
@@ -29,10 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from grader.handwriting import MnistGlyphs, StrokeGlyphs, default_data_dir  # noqa: E402
+from grader.results import StudentRef  # noqa: E402
 from grader.simulate_class import AnswerHabits, simulate_class  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
+from worksheets.layout import STUDENT_NUMBER_DIGITS  # noqa: E402
 from worksheets.publish import publish  # noqa: E402
 from worksheets.spec import Student, load_spec  # noqa: E402
 
@@ -53,6 +61,24 @@ def make_class(folder: Path, students: int, tier: str, seed: int, glyphs: object
     return printed.key_json, truths, photos
 
 
+def make_numbered_class(folder: Path, students: int, tier: str, seed: int,
+                        glyphs: object = None) -> tuple[Path, list, Path, Path]:
+    """Numbered copies with no names printed: each student writes a student number (random,
+    from ``seed``) that grading matches to the roster CSV this also returns."""
+    rng = np.random.default_rng([seed, 1])
+    roster = [StudentRef("".join(str(d) for d in rng.integers(0, 10, STUDENT_NUMBER_DIGITS)),
+                         f"Student {i + 1}") for i in range(students)]
+    printed = publish(load_spec(SPEC), folder / "print", None, students)
+    key = json.loads(printed.key_json.read_text())
+    photos = folder / "photos"
+    truths = simulate_class(key, printed.worksheets_pdf, photos, tier, seed, roster=roster,
+                            glyph_source=glyphs)
+    roster_csv = folder / "roster.csv"
+    roster_csv.write_text("student_id,name\n" + "".join(f"{s.student_id},{s.name}\n"
+                                                        for s in roster))
+    return printed.key_json, truths, photos, roster_csv
+
+
 def decode_floor(photos: Path) -> float:
     start = time.perf_counter()
     for path in sorted(photos.glob("*.jpg")):
@@ -71,6 +97,7 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
             tally["page_errors"] += 1
             continue
         truth = truth_by_page[(page["variant"], page["page_number"])]
+        check_identity(page, truth, tally, wrong)
         for field in page["fields"]:
             tally["fields"] += 1
             if field["verdict"] == "review":
@@ -96,6 +123,22 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
     return tally, wrong
 
 
+def check_identity(page: dict, truth: object, tally: Counter[str], wrong: list[str]) -> None:
+    """Tally a page identified by its written student number against the truth."""
+    if page.get("identity_source") != "student_number":
+        return
+    tally["numbered_pages"] += 1
+    if page["identity_review"]:
+        tally["identity_review"] += 1
+        return
+    matched = (page["student"] or {}).get("student_id")
+    if matched != getattr(truth, "student_id", None):
+        tally["identity_wrong"] += 1
+        wrong.append(f"V{page['variant']} p{page['page_number']}: student number read "
+                     f"{page['student_number_read']!r}, matched {matched!r}, written "
+                     f"{getattr(truth, 'student_id', None)!r}")
+
+
 # What grading says when it sends a field to review, by the start of its reason.
 REVIEW_KINDS = (
     ("reader unsure", "reader unsure"),
@@ -118,11 +161,13 @@ def review_kind(reason: str) -> str:
 
 
 def run(
-    key: Path, photos: Path, out: Path, jobs: int, threshold: float | None
+    key: Path, photos: Path, out: Path, jobs: int, threshold: float | None,
+    roster_csv: Path | None = None,
 ) -> tuple[float, int]:
     cv2.setNumThreads(1)
     start = time.perf_counter()
-    summary = grade_batch(GradeRequest(key, [photos], out, jobs=jobs, review_threshold=threshold))
+    summary = grade_batch(GradeRequest(key, [photos], out, roster_csv=roster_csv, jobs=jobs,
+                                       review_threshold=threshold))
     return time.perf_counter() - start, summary.pages
 
 
@@ -139,6 +184,9 @@ def main() -> None:
     parser.add_argument("--credit-expected-answers", action="store_true",
                         help="print the sheets with credit_expected_answers on (see "
                              "bench/key_match.py)")
+    parser.add_argument("--numbered", action="store_true",
+                        help="numbered copies: students write their student number, matched "
+                             "to a roster")
     args = parser.parse_args()
     data_dir = args.data_dir or default_data_dir()
     if args.handwriting == "mnist" and not (data_dir / "mnist").is_dir():
@@ -149,22 +197,37 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"simulating {args.students} students x 2 pages ({args.tier}, "
-              f"{args.handwriting} handwriting) ...", flush=True)
-        key, truths, photos = make_class(folder, args.students, args.tier, args.seed, glyphs,
-                                         args.credit_expected_answers)
+              f"{args.handwriting} handwriting"
+              f"{', numbered copies' if args.numbered else ''}) ...", flush=True)
+        roster_csv = None
+        if args.numbered:
+            key, truths, photos, roster_csv = make_numbered_class(
+                folder, args.students, args.tier, args.seed, glyphs)
+        else:
+            key, truths, photos = make_class(folder, args.students, args.tier, args.seed,
+                                             glyphs, args.credit_expected_answers)
         floor = decode_floor(photos)
-        one_s, pages = run(key, photos, folder / "one", 1, args.review_threshold)
-        all_s, _ = run(key, photos, folder / "all", cores, args.review_threshold)
+        one_s, pages = run(key, photos, folder / "one", 1, args.review_threshold, roster_csv)
+        all_s, _ = run(key, photos, folder / "all", cores, args.review_threshold, roster_csv)
         tally, wrong = agreement(folder / "one" / "results.json", truths)
+    print(f"pages: {pages}   cores: {cores}")
+    print_speed(floor, one_s, all_s, pages, cores)
+    print_agreement(tally, wrong)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"pages: {pages}   cores: {cores}")
+    print(f"peak memory: main process {peak_mb:.0f} MB, largest worker {children_mb:.0f} MB")
+
+
+def print_speed(floor: float, one_s: float, all_s: float, pages: int, cores: int) -> None:
     print(f"{'':<34}{'s total':>9}{'ms/page':>9}{'pages/s':>9}")
     for name, seconds in (("floor: decode JPEGs (1 core)", floor),
                           ("grade, 1 worker", one_s), (f"grade, {cores} workers", all_s)):
         print(f"{name:<34}{seconds:>9.2f}{1000 * seconds / pages:>9.1f}{pages / seconds:>9.2f}")
     print(f"ratio grade (1 worker) / decode floor: {one_s / floor:.1f}x; "
           f"speed-up with {cores} workers: {one_s / all_s:.2f}x")
+
+
+def print_agreement(tally: Counter[str], wrong: list[str]) -> None:
     fields = tally["fields"]
     auto = tally["auto_right"] + tally["auto_wrong"]
     print(f"fields: {fields}; auto-decided: {auto}, of which wrong: {tally['auto_wrong']}; "
@@ -177,9 +240,13 @@ def main() -> None:
     if tally["review"]:
         print(f"  in review, read right all the same: {tally['review_read_right']}; why: " +
               ", ".join(f"{k[5:]} {tally[k]}" for k in kinds))
+    if tally["numbered_pages"]:
+        numbered, held = tally["numbered_pages"], tally["identity_review"]
+        print(f"student numbers: {numbered} page(s); matched without review: "
+              f"{numbered - held}, of which wrong: {tally['identity_wrong']}; "
+              f"sent to identity review: {held}")
     for line in wrong:
         print(f"  wrong auto-verdict: {line}")
-    print(f"peak memory: main process {peak_mb:.0f} MB, largest worker {children_mb:.0f} MB")
 
 
 if __name__ == "__main__":
