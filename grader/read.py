@@ -426,10 +426,9 @@ def stroke_beyond(crop: np.ndarray, side: str, limit: float) -> bool:
     """Whether the ink the reader frames in ``crop`` (see :func:`_ink_box`) holds a stroke
     whose centre lies beyond ``limit`` (a share of the crop's width from its left end) on
     ``side`` (``"left"`` or ``"right"``), level with the framed ink inside that limit (at
-    least half its height within that ink's band) and clear of the crop's top and bottom
-    ends: a fold's or a curled edge's shadow runs on past the box, writing does not."""
-    width = crop.shape[1]
-    cut = round(limit * width)
+    least half its height within that ink's band) and clear of the crop's top, bottom and
+    outer ends: a fold's or a curled edge's shadow runs on past the box, writing does not."""
+    cut = round(limit * crop.shape[1])
     margin = crop[:, :cut] if side == "left" else crop[:, cut:]
     if margin.size == 0 or int(margin.min()) > BEYOND_DARKEST:
         return False
@@ -446,7 +445,9 @@ def stroke_beyond(crop: np.ndarray, side: str, limit: float) -> bool:
     if not beyond or not inside:
         return False
     top, bottom = min(b[1] for b in inside), max(b[3] for b in inside)
-    clear = [(y0, y1) for _, y0, _, y1 in beyond if y0 > 0 and y1 < ink.shape[0]]
+    height, width = ink.shape
+    clear = [(y0, y1) for x0, y0, x1, y1 in beyond if y0 > 0 and y1 < height
+             and (x0 > 0 if side == "left" else x1 < width)]
     return any(min(y1, bottom) - max(y0, top) >= (y1 - y0) / 2 for y0, y1 in clear)
 
 

@@ -596,12 +596,14 @@ def test_a_stroke_beyond_a_side_that_the_reading_leaves_out_is_doubted() -> None
     assert left_out_side(plain, zero, (0.0, 0.0), lambda c: "0") is None
     # Beyond a student-number digit's side lies its neighbour's, and what is left of it.
     assert left_out_side(crop, zero, (0.0, 0.0), lambda c: "0", (True, False)) is None
-    # A fold's shadow runs on past the box; a curled edge's lies below the number.
-    fold, curl = plain.copy(), plain.copy()
+    # A fold's shadow runs on past the box, out of the crop's bottom or its outer end; a
+    # curled edge's lies below the number.
+    fold, across, curl = plain.copy(), plain.copy(), plain.copy()
     cv2.line(fold, (4, 60), (12, 159), 40, 4)
+    cv2.line(across, (0, 60), (12, 100), 40, 4)
     cv2.line(curl, (6, 115), (8, 150), 40, 4)
-    assert left_out_side(fold, zero, (0.0, 0.0), lambda c: "0") is None
-    assert left_out_side(curl, zero, (0.0, 0.0), lambda c: "0") is None
+    for shadow in (fold, across, curl):
+        assert left_out_side(shadow, zero, (0.0, 0.0), lambda c: "0") is None
     mirrored = np.ascontiguousarray(crop[:, ::-1])
     assert left_out_side(mirrored, zero, (0.0, 0.0), lambda c: "0") == "right"
 
