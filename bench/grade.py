@@ -124,8 +124,9 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
 
 
 def check_identity(page: dict, truth: object, tally: Counter[str], wrong: list[str]) -> None:
-    """Tally a page identified by its written student number against the truth."""
-    if page.get("identity_source") != "student_number":
+    """Tally a page that holds a written student number: its identity against the truth."""
+    written = getattr(truth, "written", {})
+    if not any(box.startswith("student_number.") for box in written):
         return
     tally["numbered_pages"] += 1
     if page["identity_review"]:
