@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from grader.handwriting import MnistGlyphs, StrokeGlyphs, default_data_dir  # noqa: E402
 from grader.results import StudentRef  # noqa: E402
-from grader.simulate_class import AnswerHabits, simulate_class  # noqa: E402
+from grader.simulate_class import AnswerHabits, PageTruth, simulate_class  # noqa: E402
 from worker.jobs import GradeRequest, available_cores, grade_batch  # noqa: E402
 from worksheets.layout import STUDENT_NUMBER_DIGITS  # noqa: E402
 from worksheets.publish import publish  # noqa: E402
@@ -123,21 +123,20 @@ def agreement(results_json: Path, truths: list) -> tuple[Counter[str], list[str]
     return tally, wrong
 
 
-def check_identity(page: dict, truth: object, tally: Counter[str], wrong: list[str]) -> None:
+def check_identity(page: dict, truth: PageTruth, tally: Counter[str], wrong: list[str]) -> None:
     """Tally a page that holds a written student number: its identity against the truth."""
-    written = getattr(truth, "written", {})
-    if not any(box.startswith("student_number.") for box in written):
+    if not any(box.startswith("student_number.") for box in truth.written):
         return
     tally["numbered_pages"] += 1
     if page["identity_review"]:
         tally["identity_review"] += 1
         return
     matched = (page["student"] or {}).get("student_id")
-    if matched != getattr(truth, "student_id", None):
+    if matched != truth.student_id:
         tally["identity_wrong"] += 1
         wrong.append(f"V{page['variant']} p{page['page_number']}: student number read "
                      f"{page['student_number_read']!r}, matched {matched!r}, written "
-                     f"{getattr(truth, 'student_id', None)!r}")
+                     f"{truth.student_id!r}")
 
 
 # What grading says when it sends a field to review, by the start of its reason.
