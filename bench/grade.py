@@ -66,8 +66,9 @@ def make_numbered_class(folder: Path, students: int, tier: str, seed: int,
     """Numbered copies with no names printed: each student writes a student number (random,
     from ``seed``) that grading matches to the roster CSV this also returns."""
     rng = np.random.default_rng([seed, 1])
-    roster = [StudentRef("".join(str(d) for d in rng.integers(0, 10, STUDENT_NUMBER_DIGITS)),
-                         f"Student {i + 1}") for i in range(students)]
+    numbers = rng.choice(10**STUDENT_NUMBER_DIGITS, students, replace=False)  # ids are unique
+    roster = [StudentRef(f"{number:0{STUDENT_NUMBER_DIGITS}d}", f"Student {i + 1}")
+              for i, number in enumerate(numbers)]
     printed = publish(load_spec(SPEC), folder / "print", None, students)
     key = json.loads(printed.key_json.read_text())
     photos = folder / "photos"
