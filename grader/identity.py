@@ -25,7 +25,8 @@ def read_student_number(digits: Sequence[ReadingLike]) -> tuple[str | None, bool
     """The digits written in the student-number boxes, and whether any was unsure.
 
     Blank boxes are allowed at the end (shorter numbers); a blank in the middle, a box holding
-    more than one character, or a non-digit makes the number unusable.
+    more than one character, or a non-digit makes the number unusable.  A box is read as
+    :func:`written_digit` says.
     """
     text = ""
     unsure = False
