@@ -1553,25 +1553,41 @@ def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
 # box found wrong (a page refused); the one digit placed more than 1.5 mm off on an aligned
 # page (5.5 mm: its border's top side taken from the text below) lies 4.3 mm from it.
 ROW_OFF_MM = 3.0
+# The check reaches found boxes this far (mm) apart, three digits' pitch: a wrong digit's
+# nearest found neighbours are often two digits away on each side when the digit between them
+# is lost too (development pages, 2026-12-06: a digit found 5.2 mm off passed unchecked with
+# neighbours 34.5 mm apart, and the search placed the digit between them from it).
+ROW_OFF_SPAN_MM = 36.0
 
 
 def _refuse_off_their_row(fits: list[BoxFit]) -> None:
     """Mark lost every found box of a row that stands more than ``ROW_OFF_MM`` from where
     its row's found boxes put it (between its nearest found neighbours, or beyond the two
-    nearest at an end), so that it is searched for again there."""
-    off = []
-    for i, f in enumerate(fits):
-        if not f.found:
-            continue
-        shifts = _row_puts(i, fits)
-        if shifts is None:
-            continue
-        moved = float(np.linalg.norm(f.shift_mm - shifts.mean(axis=0)))
-        if moved > ROW_OFF_MM:
-            off.append((i, moved))
-    for i, moved in off:
-        fits[i] = replace(fits[i], found=False, trusted=True,
-                          note=f"its border is {moved:.1f} mm from where its row puts it")
+    nearest at an end), so that it is searched for again there.  One at a time, the rest
+    judged again without it, as a wrong box also moves where its row puts its neighbours:
+    first the furthest of those judged between neighbours, then of those judged beyond the
+    two nearest (a wrong box beside an end moves that end's placement twice as far as its
+    own, so the end would go first and the wrong box stay)."""
+    while True:
+        judged = [(_off_row(i, fits), i) for i, f in enumerate(fits) if f.found]
+        off = [(beyond, moved, i) for (beyond, moved), i in judged if moved > ROW_OFF_MM]
+        if not off:
+            return
+        _, moved, worst = min(off, key=lambda o: (o[0], -o[1]))
+        fits[worst] = replace(fits[worst], found=False, trusted=True,
+                              note=f"its border is {moved:.1f} mm from where its row puts it")
+
+
+def _off_row(i: int, fits: list[BoxFit]) -> tuple[bool, float]:
+    """Whether found box ``i`` is judged beyond the two nearest found boxes of its row
+    (rather than between neighbours), and how far (mm) it stands from where they put it;
+    0 where they put it nowhere."""
+    between = _row_between(i, fits, ROW_OFF_SPAN_MM)
+    placement = between or _row_beyond(i, fits, ROW_OFF_SPAN_MM)
+    if placement is None:
+        return False, 0.0
+    shifts = _shifts_between(fits, *placement)
+    return between is None, float(np.linalg.norm(fits[i].shift_mm - shifts.mean(axis=0)))
 
 
 def _row_puts(i: int, fits: list[BoxFit]) -> np.ndarray | None:

@@ -864,6 +864,30 @@ def test_a_digit_found_far_from_where_its_row_puts_it_is_searched_again(printed)
         assert ("from where its row puts it" in fits[end].note) is refused
 
 
+@pytest.mark.parametrize("pattern", ["lost beside it", "beside an end"])
+def test_a_wrong_digit_is_judged_by_found_digits_two_away(printed, pattern: str) -> None:
+    """A digit found 4 mm off is refused when its row's nearest found digits stand two
+    digits away on one side (the digit between lost); and beside an end digit whose own
+    placement the wrong digit moves twice as far, it is the wrong digit that goes, not the
+    end digit."""
+    _, _, _, result, digits = flat_student_row(printed)
+    assert len(digits) == 6
+    fits = list(result.box_fits)
+    if pattern == "lost beside it":
+        lost, wrong, end = digits[2], digits[3], None
+    else:
+        lost, wrong, end = digits[3], digits[4], digits[5]
+    fits[lost] = dataclasses.replace(fits[lost], found=False, note="border not found")
+    move = np.array([0.0, 4.0])
+    fits[wrong] = dataclasses.replace(fits[wrong], shift_mm=fits[wrong].shift_mm + move,
+                                      corner_shifts_mm=fits[wrong].corner_shifts_mm + move)
+    _refuse_off_their_row(fits)
+    assert not fits[wrong].found and "from where its row puts it" in fits[wrong].note
+    assert all(fits[i].found for i in digits if i not in (lost, wrong))
+    if end is not None:
+        assert fits[end].note == ""
+
+
 def test_a_row_found_one_box_along_is_refused(printed) -> None:
     """A row of equal boxes found one box along from where it is printed (each digit on its
     neighbour's border) has a printed box beyond its end: every box of the row is refused.
