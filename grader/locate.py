@@ -278,16 +278,22 @@ QR_BORDER_MODULES = 2  # quiet zone printed inside the QR rectangle (worksheets.
 # A curled corner moves the QR up to ~8 mm from where the markers' homography puts it.
 FINDER_SEARCH_MM = 9.0
 FINDER_PX_PER_MM = 4.0
-MIN_FINDER_SCORE = 0.42
+# The least correlation a finder pattern needs: first at every size, then, where the QR is
+# still not located, at every size again with the fainter limit (blur, a hard shadow over
+# the symbol).  What is sampled there must still match one payload clearly (MIN_MATCH,
+# MAX_RUNNER_UP below); see docs/benchmarks.md, "Page alignment" (2026-12-06, ninth session).
+FINDER_SCORE_LIMITS = (0.42, 0.35)
 MAX_FINDER_STRETCH = 0.2
 MAX_FINDER_COS = 0.35
 # Sizes (share of printed) the symbol is looked for at, in turn: a corner curled towards or
 # away from the camera is seen larger or smaller than the markers' homography says.
-FINDER_SCALES = ((1.0, 1.0), (0.8, 0.8), (1.2, 1.2), (0.8, 1.0), (1.0, 0.8), (0.65, 0.65))
+FINDER_SCALES = ((1.0, 1.0), (0.8, 0.8), (1.2, 1.2), (0.8, 1.0), (1.0, 0.8), (0.65, 0.65),
+                 (1.2, 1.0), (1.0, 1.2))
 # Candidate matching: correlation of the sampled modules with a payload's modules, and the
 # largest share of it the next payload may reach.  Two copies' payloads differ in about a
-# fifth of their data modules, so the wrong one scores ~0.6 of the right one at any blur;
-# random modules stay below ~0.15.
+# fifth of their data modules, so the wrong one scores ~0.6 of the right one at any blur.
+# Modules sampled where no QR is (finders forced onto a page's text and boxes: 538 samples
+# on development pages) scored at most 0.19, their runner-up mostly above 0.8 of it.
 MIN_MATCH = 0.2
 MAX_RUNNER_UP = 0.8
 
@@ -400,7 +406,7 @@ def _finder_template(module_px: float, aspect: float = 1.0) -> np.ndarray:
 
 def _locate_finders(
     gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int,
-    scale: tuple[float, float] = (1.0, 1.0),
+    scale: tuple[float, float] = (1.0, 1.0), min_score: float = FINDER_SCORE_LIMITS[0],
 ) -> np.ndarray | None:
     """Page-frame mm (under the global homography) of the TL, TR, BL finder centres, (3, 2).
 
@@ -434,7 +440,7 @@ def _locate_finders(
             return None
         score = cv2.matchTemplate(region_f[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
         iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
-        if score[iy, ix] < MIN_FINDER_SCORE:
+        if score[iy, ix] < min_score:
             return None
         sx = _parabola(score[iy, ix - 1:ix + 2]) if 0 < ix < score.shape[1] - 1 else 0.0
         sy = _parabola(score[iy - 1:iy + 2, ix]) if 0 < iy < score.shape[0] - 1 else 0.0
@@ -459,6 +465,20 @@ def _parabola(values: np.ndarray) -> float:
     return 0.5 * (a - c) / denom if denom < 0 else 0.0
 
 
+def _finders_at_any_size(
+    gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int
+) -> np.ndarray | None:
+    """The finder centres (see :func:`_locate_finders`) at the first size in
+    ``FINDER_SCALES`` that shows all three, trying every size at the strict score limit
+    before any at the fainter one; None if no size shows them."""
+    for limit in FINDER_SCORE_LIMITS:
+        for scale in FINDER_SCALES:
+            finders = _locate_finders(gray, h_mm_to_px, qr_rect, n_modules, scale, limit)
+            if finders is not None:
+                return finders
+    return None
+
+
 def sample_modules(
     gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int
 ) -> np.ndarray | None:
@@ -468,11 +488,7 @@ def sample_modules(
     so local bending of the sheet around the QR does not shift it.  Each module is the mean
     of its central area, thresholded against the local light and dark levels.
     """
-    finders = None
-    for scale in FINDER_SCALES:
-        finders = _locate_finders(gray, h_mm_to_px, qr_rect, n_modules, scale)
-        if finders is not None:
-            break
+    finders = _finders_at_any_size(gray, h_mm_to_px, qr_rect, n_modules)
     if finders is None:
         return None
     n = n_modules

@@ -409,6 +409,28 @@ def test_low_resolution_page_is_refused(printed) -> None:
     assert "pixels per mm" in info.value.message or "too small" in info.value.message
 
 
+@pytest.mark.parametrize(("stretch", "noise"), [(1.0, 40.0), (1.2, 0.0)])
+def test_a_shaken_qr_is_still_matched_to_its_page(printed, stretch: float, noise: float) -> None:
+    """A QR smeared by a 2.7 mm diagonal shake (with sensor noise, or seen 1.2 times taller
+    than the markers say, as on a curled corner) decodes no more and its finder patterns
+    correlate less than a sharp symbol's: they are looked for again at a fainter limit and at
+    a taller size, and the modules sampled between them still match this page's payload."""
+    index, rasters, _ = printed
+    image, m = place(rasters[1], 0.0)
+    x, y, w, h = index.geometry.qr_rect
+    (x0, y0), (x1, y1) = (np.array([[x, y], [x + w, y + h]]) * PPM - 0.5) @ m[:, :2].T + m[:, 2]
+    x0, y0, x1, y1 = int(x0) - 2, int(y0) - 2, int(x1) + 2, int(y1) + 2
+    symbol = image[y0:y1, x0:x1].copy()
+    taller = cv2.resize(symbol, (symbol.shape[1], round(symbol.shape[0] * stretch)))
+    image[y0:y0 + taller.shape[0], x0:x1] = taller
+    shake = np.eye(16, dtype=np.float32) / 16
+    around = (slice(y0 - 20, y0 + taller.shape[0] + 20), slice(x0 - 20, x1 + 20))
+    smeared = cv2.filter2D(image[around], cv2.CV_32F, shake).astype(np.float64)
+    noisy = smeared + np.random.default_rng(0).normal(0.0, noise, smeared.shape)
+    image[around] = np.clip(noisy, 0, 255).astype(np.uint8)
+    assert align_page(image, index).key_page.pdf_page == 1
+
+
 def test_damaged_qr_is_refused(printed) -> None:
     index, rasters, _ = printed
     image, m = place(rasters[0], 0.0)
