@@ -281,7 +281,7 @@ FINDER_PX_PER_MM = 4.0
 # The least correlation a finder pattern needs: first at every size, then, where the QR is
 # still not located, at every size again with the fainter limit (blur, a hard shadow over
 # the symbol).  What is sampled there must still match one payload clearly (MIN_MATCH,
-# MAX_RUNNER_UP below); see docs/benchmarks.md, "Page alignment" (2026-12-06, ninth session).
+# MAX_RUNNER_UP below); measured in docs/benchmarks.md, "Page alignment" (2026-12-06).
 FINDER_SCORE_LIMITS = (0.42, 0.35)
 MAX_FINDER_STRETCH = 0.2
 MAX_FINDER_COS = 0.35
