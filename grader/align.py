@@ -1569,33 +1569,39 @@ def _refuse_off_their_row(fits: list[BoxFit]) -> None:
     two nearest (a wrong box beside an end moves that end's placement twice as far as its
     own, so the end would go first and the wrong box stay)."""
     while True:
-        judged = [(_off_row(i, fits), i) for i, f in enumerate(fits) if f.found]
-        off = [(beyond, moved, i) for (beyond, moved), i in judged if moved > ROW_OFF_MM]
+        off = []  # (judged beyond an end, -distance, box): the order in which to refuse
+        for i, f in enumerate(fits):
+            placement = _row_placement(i, fits, ROW_OFF_SPAN_MM) if f.found else None
+            if placement is None:
+                continue
+            shifts, beyond = placement
+            moved = float(np.linalg.norm(f.shift_mm - shifts.mean(axis=0)))
+            if moved > ROW_OFF_MM:
+                off.append((beyond, -moved, i))
         if not off:
             return
-        _, moved, worst = min(off, key=lambda o: (o[0], -o[1]))
+        _, moved, worst = min(off)
         fits[worst] = replace(fits[worst], found=False, trusted=True,
-                              note=f"its border is {moved:.1f} mm from where its row puts it")
+                              note=f"its border is {-moved:.1f} mm from where its row puts it")
 
 
-def _off_row(i: int, fits: list[BoxFit]) -> tuple[bool, float]:
-    """Whether found box ``i`` is judged beyond the two nearest found boxes of its row
-    (rather than between neighbours), and how far (mm) it stands from where they put it;
-    0 where they put it nowhere."""
-    between = _row_between(i, fits, ROW_OFF_SPAN_MM)
-    placement = between or _row_beyond(i, fits, ROW_OFF_SPAN_MM)
+def _row_placement(
+    i: int, fits: list[BoxFit], span_mm: float
+) -> tuple[np.ndarray, bool] | None:
+    """The corner shifts (4, 2) page mm that box ``i``'s row's found boxes give it: between
+    its nearest found neighbours, or beyond the two nearest at an end of the row (all within
+    ``span_mm``), and whether it is the latter; None where neither applies."""
+    between = _row_between(i, fits, span_mm)
+    placement = between or _row_beyond(i, fits, span_mm)
     if placement is None:
-        return False, 0.0
-    shifts = _shifts_between(fits, *placement)
-    return between is None, float(np.linalg.norm(fits[i].shift_mm - shifts.mean(axis=0)))
+        return None
+    return _shifts_between(fits, *placement), between is None
 
 
 def _row_puts(i: int, fits: list[BoxFit]) -> np.ndarray | None:
-    """The corner shifts (4, 2) page mm that box ``i``'s row's found boxes give it: between
-    its nearest found neighbours, or beyond the two nearest at an end of the row (all within
-    ``ROW_SPAN_MM``); None where neither applies."""
-    placement = _row_between(i, fits, ROW_SPAN_MM) or _row_beyond(i, fits, ROW_SPAN_MM)
-    return None if placement is None else _shifts_between(fits, *placement)
+    """Where box ``i``'s row puts it (see :func:`_row_placement`) within ``ROW_SPAN_MM``."""
+    placement = _row_placement(i, fits, ROW_SPAN_MM)
+    return None if placement is None else placement[0]
 
 
 def _shifts_between(fits: list[BoxFit], a: int, b: int, t: float) -> np.ndarray:

@@ -277,6 +277,7 @@ _QR = cv2.QRCodeDetector()
 QR_BORDER_MODULES = 2  # quiet zone printed inside the QR rectangle (worksheets.render)
 # A curled corner moves the QR up to ~8 mm from where the markers' homography puts it.
 FINDER_SEARCH_MM = 9.0
+FINDER_REGION_MARGIN_MM = FINDER_SEARCH_MM + 1.0
 FINDER_PX_PER_MM = 4.0
 # The least correlation a finder pattern needs: first at every size, then, where the QR is
 # still not located, at every size again with the fainter limit (blur, a hard shadow over
@@ -405,29 +406,28 @@ def _finder_template(module_px: float, aspect: float = 1.0) -> np.ndarray:
 
 
 def _locate_finders(
-    gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int,
-    scale: tuple[float, float] = (1.0, 1.0), min_score: float = FINDER_SCORE_LIMITS[0],
-) -> np.ndarray | None:
-    """Page-frame mm (under the global homography) of the TL, TR, BL finder centres, (3, 2).
+    region: np.ndarray, qr_rect: Rect, n_modules: int, scale: tuple[float, float],
+) -> tuple[np.ndarray, float] | None:
+    """Page-frame mm (under the global homography) of the TL, TR, BL finder centres, (3, 2),
+    and the weakest of their correlations.
 
-    Each finder is searched by normalised correlation within ``FINDER_SEARCH_MM`` of where
-    the layout puts it, with the symbol taken ``scale`` (along x, y) times its printed size
-    about its centre; None if one is not clearly there or the three are not a square's corners (then
-    the symbol is damaged or covered, or seen at another scale).
+    ``region``: the QR's square and ``FINDER_REGION_MARGIN_MM`` around it, upright at
+    ``FINDER_PX_PER_MM`` (float32).  Each finder is searched by normalised correlation
+    within ``FINDER_SEARCH_MM`` of where the layout puts it, with the symbol taken ``scale``
+    (along x, y) times its printed size about its centre; None if the three are not a
+    square's corners (then the symbol is damaged or covered, or seen at another scale).
     """
     x, y, w, _ = qr_rect
     module = w / (n_modules + 2 * QR_BORDER_MODULES)
     r = FINDER_PX_PER_MM
-    margin = FINDER_SEARCH_MM + 1.0
-    region, _ = warp_region(gray, h_mm_to_px, qr_rect, margin, r)
-    region_f = region.astype(np.float32)
+    margin = FINDER_REGION_MARGIN_MM
     sx_, sy_ = scale
     template = _finder_template(module * sy_ * r, sx_ / sy_)
     half_x, half_y = (template.shape[1] - 1) / 2.0, (template.shape[0] - 1) / 2.0
     mid = w / 2
     near = (QR_BORDER_MODULES + 3.5) * module - mid
     far = (QR_BORDER_MODULES + n_modules - 3.5) * module - mid
-    centres = []
+    centres, scores = [], []
     for cx, cy in ((mid + sx_ * near, mid + sy_ * near), (mid + sx_ * far, mid + sy_ * near),
                    (mid + sx_ * near, mid + sy_ * far)):
         # Expected centre in region pixels, then a window of +-search around it.
@@ -438,10 +438,9 @@ def _locate_finders(
         y1 = min(y0 + template.shape[0] + 2 * reach, region.shape[0])
         if x1 - x0 <= template.shape[1] or y1 - y0 <= template.shape[0]:
             return None
-        score = cv2.matchTemplate(region_f[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
+        score = cv2.matchTemplate(region[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
         iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
-        if score[iy, ix] < min_score:
-            return None
+        scores.append(float(score[iy, ix]))
         sx = _parabola(score[iy, ix - 1:ix + 2]) if 0 < ix < score.shape[1] - 1 else 0.0
         sy = _parabola(score[iy - 1:iy + 2, ix]) if 0 < iy < score.shape[0] - 1 else 0.0
         px = x0 + ix + sx + half_x
@@ -449,14 +448,17 @@ def _locate_finders(
         centres.append(((px + 0.5) / r - margin + x, (py + 0.5) / r - margin + y))
     pts = np.array(centres)
     a, b = pts[1] - pts[0], pts[2] - pts[0]
-    na, nb = np.linalg.norm(a) / (sx_ * (far - near)), np.linalg.norm(b) / (sy_ * (far - near))
-    cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    length_a, length_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if min(length_a, length_b) < 1e-6:
+        return None  # two finders on one spot: not a symbol
+    na, nb = length_a / (sx_ * (far - near)), length_b / (sy_ * (far - near))
+    cos = float(np.dot(a, b)) / (length_a * length_b)
     # A steeply seen, curled corner shears and stretches the symbol; the decoder or the
     # candidate match decides whether what the finders frame is really this page's QR.
     lo, hi = 1.0 - MAX_FINDER_STRETCH, 1.0 + MAX_FINDER_STRETCH
     if not (lo < na < hi and lo < nb < hi and abs(cos) < MAX_FINDER_COS):
         return None
-    return pts
+    return pts, min(scores)
 
 
 def _parabola(values: np.ndarray) -> float:
@@ -469,13 +471,17 @@ def _finders_at_any_size(
     gray: np.ndarray, h_mm_to_px: np.ndarray, qr_rect: Rect, n_modules: int
 ) -> np.ndarray | None:
     """The finder centres (see :func:`_locate_finders`) at the first size in
-    ``FINDER_SCALES`` that shows all three, trying every size at the strict score limit
-    before any at the fainter one; None if no size shows them."""
+    ``FINDER_SCALES`` whose three finders all reach the strict score limit, else the first
+    whose finders reach the fainter one; None if no size shows them.  The region is warped
+    and each size searched once, for both limits."""
+    region, _ = warp_region(gray, h_mm_to_px, qr_rect, FINDER_REGION_MARGIN_MM,
+                            FINDER_PX_PER_MM)
+    region_f = region.astype(np.float32)
+    located = [_locate_finders(region_f, qr_rect, n_modules, scale) for scale in FINDER_SCALES]
     for limit in FINDER_SCORE_LIMITS:
-        for scale in FINDER_SCALES:
-            finders = _locate_finders(gray, h_mm_to_px, qr_rect, n_modules, scale, limit)
-            if finders is not None:
-                return finders
+        for found in located:
+            if found is not None and found[1] >= limit:
+                return found[0]
     return None
 
 
