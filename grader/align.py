@@ -780,12 +780,23 @@ def _pair_points(
         good = ok[sel]
         h = height[sel][good]
         if not good.any() or int(good.sum()) < n_seg - allowed_missing or \
-                h.min() < EVEN_LINE_SHARE * float(np.median(h)):
+                h.min() < EVEN_LINE_SHARE * _median(h):
             out.append(None)
             continue
         out.append([(float(m), float(a - half + p)) for m, a, p in
                     zip(mids[good], across[sel][good], pos[sel][good], strict=True)])
     return out
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a short 1-D array, the same value to the bit, by partitioning:
+    np.median's general machinery costs more than the rest of a side's measurement."""
+    n = values.size
+    mid = n // 2
+    if n % 2:
+        return float(np.partition(values, mid)[mid])
+    low, high = np.partition(values, (mid - 1, mid))[mid - 1:mid + 1]
+    return float((low + high) / 2)
 
 
 def _fit_pair(
@@ -806,6 +817,8 @@ def _fit_pair(
     if len(rows) < 3:
         # Too few points for a slope: assume none (the region is already nearly upright).
         mat = mat[:, :2]
+    # The normal equations: with points from two sides at two or more places along them the
+    # system is well posed, and solving it costs a tenth of np.linalg.lstsq's SVD.
     sol, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
     resid = rhs - mat @ sol
     if float(np.sqrt(np.mean(resid**2))) > max_residual_mm * REFINE_PX_PER_MM:
@@ -1144,21 +1157,26 @@ def predict(centre: np.ndarray, anchors: Anchors) -> Correction | None:
     """
     if not len(anchors.points):
         return None
-    dist = np.linalg.norm(anchors.points - centre, axis=1)
+    # Called for every box, twice: written out rather than through np.linalg.norm and
+    # np.column_stack, whose overhead costs more than the arithmetic here.
+    to_anchors = anchors.points - centre
+    dist = np.sqrt((to_anchors * to_anchors).sum(axis=1))
     order = np.argsort(dist)[:PREDICT_NEIGHBOURS]
     order = order[dist[order] <= NEIGHBOUR_RADIUS_MM]
     if not len(order):
         return None
-    d, rel, shifts = dist[order], anchors.points[order] - centre, anchors.shifts[order]
+    d, rel, shifts = dist[order], to_anchors[order], anchors.shifts[order]
     weights = 1.0 / np.maximum(d, 5.0) ** 2
     wsum = float(weights.sum())
-    design = np.column_stack([np.ones(len(d)), rel]) * np.sqrt(weights)[:, None]
-    penalty = np.diag([0.0, 1.0, 1.0]) * GRADIENT_PRIOR_MM**2 * wsum
-    sol = np.linalg.solve(design.T @ design + penalty,
-                          design.T @ (shifts * np.sqrt(weights)[:, None]))
+    root_weights = np.sqrt(weights)[:, None]
+    design = np.empty((len(d), 3))
+    design[:, :1] = root_weights
+    design[:, 1:] = rel * root_weights
+    sol = np.linalg.solve(design.T @ design + _GRADIENT_PENALTY * wsum,
+                          design.T @ (shifts * root_weights))
     offset, jac = sol[0], sol[1:].T
-    model = offset + rel @ jac.T
-    resid = np.linalg.norm(shifts - model, axis=1)
+    misfit = shifts - (offset + rel @ jac.T)
+    resid = np.sqrt((misfit * misfit).sum(axis=1))
     disagreement = float(np.sqrt((weights * resid**2).sum() / wsum))
     # Calibrated on simulated pages (leave one box out): the plane's error is about twice the
     # anchors' disagreement with it, and grows with the distance to the nearest anchor.
@@ -1169,6 +1187,7 @@ def predict(centre: np.ndarray, anchors: Anchors) -> Correction | None:
 # Ridge strength of the gradient, as a length: anchors spread less than this apart only
 # partly determine how the correction turns or stretches.
 GRADIENT_PRIOR_MM = 10.0
+_GRADIENT_PENALTY = np.diag([0.0, 1.0, 1.0]) * GRADIENT_PRIOR_MM**2  # per unit of weight
 EXTRAPOLATION_ERROR = 0.005  # mm of possible error per mm from the nearest anchor
 
 

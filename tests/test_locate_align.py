@@ -34,6 +34,7 @@ from grader.align import (
     _beyond_a_fold,
     _from_neighbours,
     _from_row,
+    _median,
     _nothing_where_predicted,
     _refuse_off_their_row,
     _refuse_row_one_box_off,
@@ -170,6 +171,15 @@ def crop_centre_errors_mm(result: AlignedPage, to_image: np.ndarray) -> list[flo
         cw, ch = crop_size(fit.box.rect)
         errors.append(float(np.linalg.norm(in_crop.mean(axis=0) - [(cw - 1) / 2, (ch - 1) / 2])))
     return [e / 10.0 for e in errors]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8, 13])
+def test_the_short_median_is_numpys_to_the_bit(size: int) -> None:
+    # Side measurements compare against it: a value off in its last bit could flip a side.
+    rng = np.random.default_rng(size)
+    for dtype in (np.float32, np.float64):
+        values = (rng.random(size) * 0.7).astype(dtype)
+        assert _median(values) == float(np.median(values))
 
 
 def test_key_index_looks_up_pages(printed) -> None:
