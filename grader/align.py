@@ -19,7 +19,9 @@ places, so they barely move a side's mean line response, while the real border r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import pairwise
 
 import cv2
@@ -299,31 +301,39 @@ class SideMaps:
     Laid out with the lines horizontal (for vertical lines the region is transposed).
     ``first`` and ``second`` serve a box's first (top, left) and second side; both are the
     darkening against the paper on at least one side.  ``both``: against both sides (a line
-    seen from nowhere in particular).  All are shares of the local paper brightness.
+    seen from nowhere in particular), made when first asked for (``make_both``): only a
+    search for a box's sides among its neighbours' needs it, and most boxes are found where
+    predicted without one.  All are shares of the local paper brightness.
     """
 
     first: np.ndarray
     second: np.ndarray
-    both: np.ndarray
+    make_both: Callable[[], np.ndarray] = field(repr=False, compare=False)
+
+    @cached_property
+    def both(self) -> np.ndarray:
+        return self.make_both()
 
 
 def _darker(
-    image: np.ndarray, side: np.ndarray, d: int, inv_paper: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """How much darker each pixel is than the paper on at least one / on both sides.
+    image: np.ndarray, side: np.ndarray, d: int, inv_paper: np.ndarray, on_both: bool = False
+) -> np.ndarray:
+    """How much darker each pixel is than the paper on at least one side (or ``on_both``).
 
     ``image`` and ``side`` (its max filter along the rows) are (n, m) uint8; a pixel of row
-    i is compared with ``side`` rows i - d and i + d.  Returns two (n, m) float32 maps, as
+    i is compared with ``side`` rows i - d and i + d.  Returns an (n, m) float32 map, as
     shares of the paper level (``inv_paper`` = 1 / paper); the first and last d rows are 0.
     """
     before, after, centre = side[: -2 * d], side[2 * d:], image[d:-d]
-    any_side = np.zeros(image.shape, np.float32)
-    both_sides = np.zeros(image.shape, np.float32)
-    any_side[d:-d] = cv2.subtract(cv2.max(before, after), centre)
-    both_sides[d:-d] = cv2.subtract(cv2.min(before, after), centre)
-    any_side *= inv_paper
-    both_sides *= inv_paper
-    return any_side, both_sides
+    paper = cv2.min(before, after) if on_both else cv2.max(before, after)
+    darker = np.zeros(image.shape, np.float32)
+    darker[d:-d] = cv2.subtract(paper, centre)
+    darker *= inv_paper
+    return darker
+
+
+# 1 / paper level for every grey value, as the line responses divide by it (never below 8).
+_INVERSE_PAPER = (1.0 / np.maximum(np.arange(256, dtype=np.float32), 8.0)).astype(np.float32)
 
 
 def _ridges(region: np.ndarray, ridge_px: int) -> tuple[SideMaps, SideMaps]:
@@ -347,17 +357,17 @@ def _ridges(region: np.ndarray, ridge_px: int) -> tuple[SideMaps, SideMaps]:
     # Saturating uint8 arithmetic (OpenCV's SIMD paths) keeps this cheap; only the
     # normalised maps are float.
     paper = cv2.blur(cv2.dilate(region, np.ones((k, k), np.uint8)), (k, k))
-    inv_paper = 1.0 / np.maximum(paper.astype(np.float32), 8.0)
     # A side counts as a line if it is darker than the paper on at least one side ("any"):
     # inside a box handwriting may touch its border, outside a label or a neighbour may be
     # close.  "both" (darker than either side) serves for lines seen from nowhere special.
     side_y = cv2.dilate(region, np.ones((width, 1), np.uint8))
     side_x = np.ascontiguousarray(cv2.dilate(region, np.ones((1, width), np.uint8)).T)
     region_t = np.ascontiguousarray(region.T)
-    h_any, h_both = _darker(region, side_y, d, inv_paper)
-    v_any, v_both = _darker(region_t, side_x, d, np.ascontiguousarray(inv_paper.T))
-    horizontal = SideMaps(h_any, h_any, h_both)
-    vertical = SideMaps(v_any, v_any, v_both)
+    inv_paper, inv_paper_t = _INVERSE_PAPER[paper], _INVERSE_PAPER[paper.T]
+    h_any = _darker(region, side_y, d, inv_paper)
+    v_any = _darker(region_t, side_x, d, inv_paper_t)
+    horizontal = SideMaps(h_any, h_any, lambda: _darker(region, side_y, d, inv_paper, True))
+    vertical = SideMaps(v_any, v_any, lambda: _darker(region_t, side_x, d, inv_paper_t, True))
     return horizontal, vertical
 
 
