@@ -771,15 +771,17 @@ def _pair_points(
     mids = starts + (seg_len - 1) / 2.0
     bases = np.array([pair.first if w == 0 else pair.second for w in which])
     across = np.rint(bases[:, None] + pair.slope * (mids - pair.centre)[None, :]).astype(int)
-    across = across.ravel()  # (n_sides * n_seg,)
-    cols = np.tile(starts[:, None] + np.arange(seg_len)[None, :], (len(which), 1))
-    mid_all = np.tile(mids, len(which))
+    cols = starts[:, None] + np.arange(seg_len)[None, :]  # (n_seg, L), the same for each side
     # Follow the coarse slope inside each segment, so a turned line stays in one row.
-    tilt = np.rint(pair.slope * (cols - mid_all[:, None])).astype(int)
+    tilt = np.rint(pair.slope * (cols - mids[:, None])).astype(int)
     offsets = np.arange(-half, half + 1)
-    rows = across[:, None, None] + offsets[None, :, None] + tilt[:, None, :]  # (n, W, L)
-    valid = (across - half + tilt.min(axis=1) >= 0) & (across + half + tilt.max(axis=1) < ny)
-    profiles = ridge[np.clip(rows, 0, ny - 1), cols[:, None, :]].mean(axis=2)  # (n, W)
+    # (n_sides, n_seg, W, L): every side's rows at every offset, broadcast over the columns.
+    rows = across[:, :, None, None] + offsets[:, None] + tilt[:, None, :]
+    valid = ((across - half + tilt.min(axis=1) >= 0)
+             & (across + half + tilt.max(axis=1) < ny)).ravel()
+    profiles = ridge[np.clip(rows, 0, ny - 1), cols[:, None, :]].mean(axis=3)
+    profiles = profiles.reshape(-1, len(offsets))  # (n_sides * n_seg, W)
+    across = across.ravel()
     pos, height = _peaks_subpixel(profiles, centroid_mm)
     ok = valid & (height >= min_contrast) & (pos > 0) & (pos < 2 * half)
     # A long side may lose a quarter of its segments to a thick stroke, a glare or a shadow edge.

@@ -12,6 +12,7 @@ cost more than decoding the JPEG; a 360 x 160 warp reads only the pixels it need
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import cv2
@@ -341,7 +342,7 @@ def side_writing_mm(
     lows = [_low_percentile(a) for a in along.values() if a is not None]
     if not lows:
         return 0.0, 0.0
-    printed = float(np.median(lows))
+    printed = statistics.median(lows)  # np.median's value, without its cost on four numbers
     runs = []
     for side in sorted((line for line in border if line.vertical), key=lambda ln: ln.position):
         values = along[side]
@@ -385,10 +386,19 @@ def _darkness_along(
     if band is None or reach is None or end - start < 4:
         return None
     first, across = reach[0], reach[1] + 1
-    region = lit[start:end, first:across] if line.vertical else lit[first:across, start:end].T
-    dark = np.clip(PAPER_TARGET - region.astype(np.float32), 0.0, None)
-    values: np.ndarray = dark.sum(axis=1)
+    region = lit[start:end, first:across] if line.vertical else lit[first:across, start:end]
+    if region.size == 0:
+        return np.zeros(region.shape[0] if line.vertical else region.shape[1], np.float32)
+    # Each pixel's darkness is a whole number, so its float32 sums are exact in any order:
+    # looked up and summed by OpenCV, they are what numpy's float32 arithmetic gives.
+    dark = cv2.LUT(region, _DARKNESS)
+    sums = cv2.reduce(dark, 1 if line.vertical else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32F)
+    values: np.ndarray = sums.ravel()
     return values
+
+
+# Darkness of each grey value against the paper, never below 0 (see _darkness_along).
+_DARKNESS = np.clip(PAPER_TARGET - np.arange(256), 0, None).astype(np.uint8)
 
 
 def _low_percentile(values: np.ndarray) -> float:
