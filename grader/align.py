@@ -829,8 +829,6 @@ def _fit_pair(
     if len(rows) < 3:
         # Too few points for a slope: assume none (the region is already nearly upright).
         mat = mat[:, :2]
-    # The normal equations: with points from two sides at two or more places along them the
-    # system is well posed, and solving it costs a tenth of np.linalg.lstsq's SVD.
     sol, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
     resid = rhs - mat @ sol
     if float(np.sqrt(np.mean(resid**2))) > max_residual_mm * REFINE_PX_PER_MM:
