@@ -158,7 +158,7 @@ def _line_profile(img: np.ndarray, line: CropLine) -> tuple[np.ndarray, int] | N
     # Handwriting crossing the line darkens a few rows evenly across the band: it lowers the
     # profile's contrast a little but does not move its peak.  The mean along the line, as
     # ndarray.mean(dtype=float32) gives it (the sums of grey values are exact in float32, the
-    # division is numpy's), summed by OpenCV at a third of numpy's cost on a strided band.
+    # division is numpy's), summed by OpenCV at half numpy's cost on a strided band.
     if line.vertical:
         sums = cv2.reduce(img[a:b, lo:hi], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32F)
     else:

@@ -59,7 +59,12 @@ from grader.errors import (
 )
 from grader.extract import (
     CROP_PX_PER_MM,
+    PAPER_TARGET,
+    SIDE_WRITING_CORNER_PX,
     CropLine,
+    _darkness_along,
+    _ink_on_line,
+    _line_profile,
     _locate_line,
     _percentile,
     crop_size,
@@ -176,9 +181,8 @@ def crop_centre_errors_mm(result: AlignedPage, to_image: np.ndarray) -> list[flo
 @pytest.mark.parametrize("size", [1, 2, 5, 8, 13])
 def test_the_short_median_is_numpys_to_the_bit(size: int) -> None:
     # Side measurements compare against it: a value off in its last bit could flip a side.
-    rng = np.random.default_rng(size)
-    for dtype in (np.float32, np.float64):
-        values = (rng.random(size) * 0.7).astype(dtype)
+    heights = np.random.default_rng(size).random(size) * 0.7
+    for values in (heights.astype(np.float32), heights):
         assert _median(values) == float(np.median(values))
 
 
@@ -537,6 +541,63 @@ def test_line_darkness_percentile_is_numpys_to_the_bit() -> None:
                        np.round(rng.random(size) * 200).astype(np.float32)):
             for q in (0.0, 15.0, 50.0, 87.5, 100.0):
                 assert _percentile(values, q) == float(np.percentile(values, q))
+
+
+def random_crops() -> Iterator[np.ndarray]:
+    """Lit 160 x 360 crops: noise, near-paper noise, and white paper."""
+    rng = np.random.default_rng(11)
+    yield rng.integers(0, 256, (160, 360)).astype(np.uint8)
+    yield rng.integers(230, 256, (160, 360)).astype(np.uint8)
+    yield np.full((160, 360), 255, np.uint8)
+
+
+CROP_LINES = [CropLine(True, 19.5, 0.0, 159.0), CropLine(True, 338.2, 20.0, 140.0),
+              CropLine(False, 19.5, 0.0, 359.0), CropLine(False, 141.0, 15.0, 300.0)]
+
+
+def test_line_profiles_are_numpys_float32_means_to_the_bit() -> None:
+    # Summed by OpenCV for speed; a last-bit difference could move a line's found band.
+    for crop in random_crops():
+        for line in CROP_LINES:
+            found = _line_profile(crop, line)
+            assert found is not None
+            profile, lo = found
+            a, b = round(line.start), round(line.end) + 1
+            hi = lo + len(profile)
+            band = crop[a:b, lo:hi] if line.vertical else crop[lo:hi, a:b].T
+            expected = PAPER_TARGET - band.mean(axis=0, dtype=np.float32)
+            assert profile.dtype == expected.dtype and np.array_equal(profile, expected)
+
+
+def test_side_darkness_is_numpys_float32_sum_to_the_bit() -> None:
+    for crop in random_crops():
+        for line in CROP_LINES:
+            near = round(line.position)
+            for reach in ((near - 6, near + 6), (8, 7)):  # the second takes nothing across
+                values = _darkness_along(crop, line, (0, 1), reach)
+                assert values is not None
+                start = round(line.start) + SIDE_WRITING_CORNER_PX
+                end = round(line.end) - SIDE_WRITING_CORNER_PX
+                first, across = reach[0], reach[1] + 1
+                region = (crop[start:end, first:across] if line.vertical
+                          else crop[first:across, start:end].T)
+                dark = np.clip(PAPER_TARGET - region.astype(np.float32), 0.0, None)
+                expected = dark.sum(axis=1)
+                assert values.dtype == expected.dtype and np.array_equal(values, expected)
+
+
+def test_ink_on_a_line_is_judged_as_float32_darkness_would_to_the_bit() -> None:
+    rng = np.random.default_rng(12)
+    for _ in range(400):
+        rows, cols = int(rng.integers(1, 60)), int(rng.integers(1, 12))
+        level = float(rng.integers(0, 256))
+        band = np.clip(level + rng.normal(0, 60, (rows, cols)), 0, 255).astype(np.uint8)
+        start = int(rng.integers(0, rows + 1))
+        own = slice(start, int(rng.integers(start, rows + 2)))
+        dark = PAPER_TARGET - band.astype(np.float32)
+        peaks = dark[own].max(axis=1) if dark[own].size else dark.max(axis=1)
+        expected = dark > _percentile(peaks, 15.0) + 45.0
+        assert np.array_equal(_ink_on_line(band, own), expected)
 
 
 def sided_box(*strokes: tuple[int, int, int, int]) -> np.ndarray:
