@@ -126,6 +126,52 @@ def test_doubted_readings_of_the_key_answer_are_confirmed_a_group_at_a_time() ->
     assert quitting.accepted == []
 
 
+class ScriptedReader:
+    """Reads a page's boxes, in order, as ``texts``; the first reading doubted, the rest sure."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def read_batch(self, crops: Sequence[np.ndarray],
+                   capture: object = None) -> list[TeacherReading]:
+        readings = []
+        for i, _crop in enumerate(crops):
+            text = self.texts[i] if i < len(self.texts) else "5"
+            confidence = 0.5 if i == 0 else 0.999
+            readings.append(TeacherReading(text, "number", confidence,
+                                           ((text, confidence), ("7", 0.001)), i == 0))
+        return readings
+
+
+def test_a_field_settled_by_an_earlier_decision_is_not_asked_about(tmp_path: Path) -> None:
+    """The sum of a dot product follows from a doubted product: once the teacher types that
+    product, the sum is re-graded (follow-through) and leaves the queue unasked."""
+    printed = publish(load_spec(EXAMPLE), tmp_path / "print",
+                      students=[Student(student_id="9", name="Grace Hopper")])
+    key = json.loads(printed.key_json.read_text())
+    fields = key["pages"][0]["fields"]
+    first, total = fields[0], next(f for f in fields if fields[0]["id"] in f["depends_on"])
+    written = str(int(first["expected"]) - 1)  # a slip in the first product, carried on
+    texts = [f["expected"] for f in fields]
+    texts[0], texts[fields.index(total)] = written, str(int(total["expected"]) - 1)
+    photos = tmp_path / "photos"
+    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=3)
+    out = tmp_path / "results"
+    grade_batch(GradeRequest(printed.key_json, [sorted(photos.glob("*.jpg"))[0]], out),
+                reader=ScriptedReader(texts))
+    before = {f["id"]: f for f in json.loads((out / "results.json").read_text())["pages"][0]
+              ["fields"]}
+    assert before[total["id"]]["reason"] == "follow-through rests on an earlier reading in review"
+    said: list[str] = []
+    tally = run_review(out, ask=scripted([written]), say=said.append, who="ms.k")
+    assert (tally.corrected, tally.settled) == (1, 1)
+    assert any(f"{total['id']}: settled by an earlier decision, now correct" in line
+               for line in said)
+    after = {f["id"]: f for f in json.loads((out / "results.json").read_text())["pages"][0]
+             ["fields"]}
+    assert after[total["id"]]["verdict"] == "correct" and after[total["id"]]["carried_forward"]
+
+
 def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
     """Page 2 of a numbered copy graded without its page 1: whose it is, asked in review."""
     printed = publish(load_spec(EXAMPLE), tmp_path / "print", copies=1)

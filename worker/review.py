@@ -7,7 +7,9 @@ review, the teacher sees the crop (its file path and, at a terminal, a small pre
 with characters) with the reader's guess and alternatives, and answers: Enter keeps the
 reading, a number replaces it, ``b`` marks it blank, ``s`` skips, ``q`` stops.
 Unidentified or doubtful students are settled the same way by typing a student id.
-Every decision is stored with who and when, dependants are re-graded, outputs regenerated.
+Every decision is stored with who and when, dependants are re-graded (one that thereby
+leaves the queue, e.g. a sum waiting on a doubted product, is not asked about), outputs
+regenerated.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 
 from grader.grade import regrader_for
-from grader.results import FieldResult
+from grader.results import FieldResult, PageResult
 from grader.score import READER_UNSURE, parse_number
 from worker.jobs import regenerate_outputs
 from worker.store import Regrade, Store, open_store
@@ -37,6 +39,7 @@ class ReviewTally:
     kept: int = 0
     corrected: int = 0
     skipped: int = 0
+    settled: int = 0  # left the queue when a decision on a field they depend on re-graded them
     students: int = 0
 
 
@@ -162,7 +165,15 @@ def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
         return tally, False
     # Confirmed fields re-graded their dependants, so the rest of the queue is read again.
     queue = store.review_queue(worksheet_id)
-    for number, (page_id, field) in enumerate(queue, start=1):
+    decided: dict[int, PageResult] = {}  # pages as the decisions of this walk left them
+    for number, (page_id, queued) in enumerate(queue, start=1):
+        field = as_it_stands(decided.get(page_id), queued)
+        if field.verdict != "review":
+            # A decision on an earlier field of the page re-graded this one (it waited on it).
+            say(f"\n[{number}/{len(queue)}] {field.field_id}: settled by an earlier decision, "
+                f"now {field.verdict}")
+            tally.settled += 1
+            continue
         say(f"\n[{number}/{len(queue)}] {describe(field)}")
         say(f"  crop: {field.crop_path or '(none)'}")
         for line in preview(field.crop_path, colour=colour):
@@ -173,12 +184,20 @@ def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
         if action == "skip":
             tally.skipped += 1
         elif action == "keep":
-            store.accept_review(page_id, field.field_id, who, regrade)
+            decided[page_id] = store.accept_review(page_id, field.field_id, who, regrade)
             tally.kept += 1
         else:
-            store.apply_override(page_id, field.field_id, value, who, "typed at review", regrade)
+            decided[page_id] = store.apply_override(page_id, field.field_id, value, who,
+                                                    "typed at review", regrade)
             tally.corrected += 1
     return tally, True
+
+
+def as_it_stands(page: PageResult | None, queued: FieldResult) -> FieldResult:
+    """``queued`` as it stands on ``page`` (the page after a decision of this walk), if any."""
+    if page is None:
+        return queued
+    return next((f for f in page.fields if f.field_id == queued.field_id), queued)
 
 
 def review_students(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
@@ -218,6 +237,7 @@ def run_review(out_dir: Path, ask: InputFn = input, say: OutputFn = print,
         if finished:
             review_students(store, worksheet_id, ask, say, reviewer, tally)
     regenerate_outputs(out_dir, worksheet_id, database_url)
-    say(f"\nKept {tally.kept}, corrected {tally.corrected}, skipped {tally.skipped} field(s); "
-        f"identified {tally.students} page(s). Outputs in {out_dir} are up to date.")
+    settled = f", {tally.settled} settled by earlier decisions" if tally.settled else ""
+    say(f"\nKept {tally.kept}, corrected {tally.corrected}, skipped {tally.skipped} field(s)"
+        f"{settled}; identified {tally.students} page(s). Outputs in {out_dir} are up to date.")
     return tally
