@@ -12,6 +12,7 @@ cost more than decoding the JPEG; a 360 x 160 warp reads only the pixels it need
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -173,12 +174,10 @@ def _locate_line(img: np.ndarray, line: CropLine) -> tuple[int, int] | None:
     if found is None:
         return None
     profile, lo = found
-    centre = line.position - lo
-    window = np.arange(len(profile))
-    near = np.abs(window - centre) <= LINE_SEARCH_PX
-    if not near.any():
+    near = _near(line.position - lo, len(profile))
+    if near is None:
         return None
-    i = int(window[near][np.argmax(profile[near])])
+    i = near[0] + int(np.argmax(profile[near[0]:near[1] + 1]))
     peak = float(profile[i])
     if peak < 25.0:  # nothing line-like there (e.g. the line lies outside the crop)
         return None
@@ -191,6 +190,19 @@ def _locate_line(img: np.ndarray, line: CropLine) -> tuple[int, int] | None:
         b += 1
     # Two pixels more on each side take the blurred fringe as well.
     return lo + a - 2, lo + b + 2
+
+
+def _near(centre: float, size: int) -> tuple[int, int] | None:
+    """First and last index of ``range(size)`` within LINE_SEARCH_PX of ``centre`` (judged as
+    ``abs(index - centre) <= LINE_SEARCH_PX``), or None: a line's search window, found from
+    its ends instead of by testing every index."""
+    first = max(0, math.floor(centre) - LINE_SEARCH_PX)
+    while first < size and not abs(first - centre) <= LINE_SEARCH_PX:
+        first += 1
+    last = min(size - 1, math.ceil(centre) + LINE_SEARCH_PX)
+    while last >= first and not abs(last - centre) <= LINE_SEARCH_PX:
+        last -= 1
+    return (first, last) if first <= last else None
 
 
 # Where each printed line of a crop was found across it (see _locate_line): None if not.

@@ -59,6 +59,7 @@ from grader.errors import (
 )
 from grader.extract import (
     CROP_PX_PER_MM,
+    LINE_SEARCH_PX,
     PAPER_TARGET,
     SIDE_WRITING_CORNER_PX,
     CropLine,
@@ -66,6 +67,7 @@ from grader.extract import (
     _ink_on_line,
     _line_profile,
     _locate_line,
+    _near,
     _percentile,
     crop_size,
     crop_to_photo,
@@ -567,6 +569,17 @@ def test_line_profiles_are_numpys_float32_means_to_the_bit() -> None:
             band = crop[a:b, lo:hi] if line.vertical else crop[lo:hi, a:b].T
             expected = PAPER_TARGET - band.mean(axis=0, dtype=np.float32)
             assert profile.dtype == expected.dtype and np.array_equal(profile, expected)
+
+
+def test_a_lines_search_window_holds_the_indices_near_its_position() -> None:
+    rng = np.random.default_rng(13)
+    for _ in range(3000):
+        size = int(rng.integers(0, 40))
+        centre = float(rng.uniform(-15, 55))
+        for position in (centre, float(round(centre)), round(centre * 2) / 2):
+            near = np.flatnonzero(np.abs(np.arange(size) - position) <= LINE_SEARCH_PX)
+            expected = (int(near[0]), int(near[-1])) if near.size else None
+            assert _near(position, size) == expected
 
 
 def test_side_darkness_is_numpys_float32_sum_to_the_bit() -> None:
