@@ -375,8 +375,11 @@ def regrade_page(
     for field_id, text in corrections.items():
         base[field_id] = TeacherReading(text, "number" if text is not None else "blank")
     results = score_page(context, base)
+    # The saved crops belong to the boxes, not to the verdicts: review still shows them.
+    crops = {old.field_id: old.crop_path for old in previous}
     for result in results:
         result.overridden = result.field_id in corrections
+        result.crop_path = crops.get(result.field_id)
     return results
 
 

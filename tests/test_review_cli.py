@@ -170,6 +170,9 @@ def test_a_field_settled_by_an_earlier_decision_is_not_asked_about(tmp_path: Pat
     after = {f["id"]: f for f in json.loads((out / "results.json").read_text())["pages"][0]
              ["fields"]}
     assert after[total["id"]]["verdict"] == "correct" and after[total["id"]]["carried_forward"]
+    # Re-grading the page kept every box's saved crop for whoever reviews it next.
+    assert all(f["crop_path"] == before[f["id"]]["crop_path"] is not None
+               for f in after.values())
 
 
 def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:

@@ -248,6 +248,19 @@ def test_regrading_keeps_unsure_readings_in_review(key) -> None:
     assert again[first].verdict == "review"
 
 
+def test_regrading_keeps_every_boxs_saved_crop(key) -> None:
+    # A decision on one field re-grades the page; the others still wait with their crops.
+    page, context = page_and_context(key)
+    readings = all_correct(page)
+    first, second = page["fields"][0]["id"], page["fields"][1]["id"]
+    readings[first] = reading("8", confidence=0.4, review=True)
+    stored = score_page(context, readings)
+    for result in stored:
+        result.crop_path = f"/crops/{result.field_id}.png"
+    again = regrade_page(context, stored, {second: "1"})
+    assert [r.crop_path for r in again] == [r.crop_path for r in stored]
+
+
 def test_a_page_wide_doubt_keeps_its_reason_through_regrading(key) -> None:
     page, context = page_and_context(key)
     readings: dict[str, Any] = all_correct(page)
