@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.results import FieldResult
+from grader.grade import PHOTOCOPIED_NOTE
+from grader.results import FieldResult, PageResult, StudentRef
 from grader.score import TeacherReading
 from grader.simulate_class import simulate_class
 from worker.jobs import GradeRequest, grade_batch
-from worker.review import ReviewTally, confirm_in_groups, preview, run_review
+from worker.review import ReviewTally, confirm_in_groups, offered_student, preview, run_review
 from worker.store import Regrade, open_store
 from worksheets.publish import publish
 from worksheets.spec import Student, load_spec
@@ -202,3 +203,46 @@ def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
     assert any("999 is not on the roster" in line for line in said)
     results = json.loads((out / "results.json").read_text())
     assert results["pages"][0]["student"] == {"student_id": "240102", "name": "Bruno Costa"}
+
+
+def test_a_copys_later_page_is_offered_the_student_named_for_its_first(tmp_path: Path) -> None:
+    """Both pages of a numbered copy whose number is not on the roster: once the teacher says
+    whose page 1 is, page 2 (which carries no number) offers that student, not the guess
+    the teacher just ruled out."""
+    printed = publish(load_spec(EXAMPLE), tmp_path / "print", copies=1)
+    key = json.loads(printed.key_json.read_text())
+    photos = tmp_path / "photos"
+    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=4)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name\n240101,Amina Diallo\n240102,Bruno Costa\n")
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(printed.key_json, sorted(photos.glob("*.jpg"))[:2], out,
+                                       roster_csv=roster),
+                          reader=UnsureReader(no_answer_of(key)))
+    assert summary.identity_reviews == 2
+    answers = iter(["240102", ""])  # page 1 named; Enter takes what page 2 offers
+
+    def ask(prompt: str) -> str:  # skips every field, then says whose the pages are
+        return next(answers) if "student id" in prompt else "s"
+
+    said: list[str] = []
+    run_review(out, ask=ask, say=said.append, who="ms.k")
+    pages = json.loads((out / "results.json").read_text())["pages"]
+    assert [p["student"]["student_id"] for p in pages] == ["240102", "240102"]
+    assert any("best match: 240102 (named for page 1 of this printed copy)" in line
+               for line in said)
+
+
+def test_only_a_copys_unnumbered_pages_follow_the_student_named_for_it() -> None:
+    def page(pdf_page: int, variant: int, guess: str | None, message: str = "") -> PageResult:
+        student = StudentRef(guess, "") if guess else None
+        return PageResult("p.jpg", "graded", message, pdf_page=pdf_page, variant=variant,
+                          student=student)
+
+    named, numbered = {3: "240102", 4: ""}, {0}  # copy 4: two students named, photocopied
+    assert offered_student(page(1, 3, "240101"), named, numbered)[0] == "240102"
+    assert offered_student(page(1, 3, None), named, numbered)[0] == "240102"
+    assert offered_student(page(0, 3, "240101"), named, numbered) == ("240101", "")
+    assert offered_student(page(1, 3, "240101", PHOTOCOPIED_NOTE), named, numbered)[0] == "240101"
+    assert offered_student(page(1, 4, "240101"), named, numbered)[0] == "240101"
+    assert offered_student(page(1, 5, None), named, numbered) == (None, "")

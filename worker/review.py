@@ -6,7 +6,8 @@ confirms the group, item numbers keep those for a closer look.  Then, for each f
 review, the teacher sees the crop (its file path and, at a terminal, a small preview drawn
 with characters) with the reader's guess and alternatives, and answers: Enter keeps the
 reading, a number replaces it, ``b`` marks it blank, ``s`` skips, ``q`` stops.
-Unidentified or doubtful students are settled the same way by typing a student id.
+Unidentified or doubtful students are settled the same way by typing a student id (a later
+page of a numbered copy offers the student just named for its page 1).
 Every decision is stored with who and when, dependants are re-graded (one that thereby
 leaves the queue, e.g. a sum waiting on a doubted product, is not asked about), outputs
 regenerated.
@@ -23,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from grader.grade import regrader_for
+from grader.grade import PHOTOCOPIED_NOTE, regrader_for
 from grader.results import FieldResult, PageResult
 from grader.score import READER_UNSURE, parse_number
 from worker.jobs import regenerate_outputs
@@ -203,24 +204,45 @@ def as_it_stands(page: PageResult | None, queued: FieldResult) -> FieldResult:
 def review_students(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                     who: str, tally: ReviewTally) -> None:
     known = {s.student_id: s.name for s in store.roster(worksheet_id)}
+    numbered = {i for i, p in enumerate(store.get_key(worksheet_id)["pages"])
+                if p.get("student_number_boxes")}
+    named: dict[int, str] = {}  # printed copy (variant) -> student named here for page 1
     for stored in store.identity_queue(worksheet_id):
         page = stored.page
-        guess = page.student.student_id if page.student else "none"
+        offered, why = offered_student(page, named, numbered)
         say(f"\nWho wrote {page.source}? number read: {page.student_number_read or '-'}, "
-            f"best match: {guess}. {page.message}")
-        enter = f"Enter = {guess}" if page.student else "Enter = skip"
+            f"best match: {offered or 'none'}{why}. {page.message}")
+        enter = f"Enter = {offered}" if offered else "Enter = skip"
         while True:
             answer = ask(f"  student id ({enter}, s = skip, q = quit) > ").strip()
             if answer.lower() == "q":
                 return
-            if answer.lower() == "s" or (answer == "" and page.student is None):
+            if answer.lower() == "s" or (answer == "" and offered is None):
                 break
-            student_id = answer or guess
+            student_id = answer or offered
             if student_id in known:
                 store.set_page_student(stored.page_id, student_id, who)
                 tally.students += 1
+                if page.pdf_page in numbered and page.variant is not None:
+                    # A second student named for one copy: photocopied, offer neither.
+                    same = named.setdefault(page.variant, student_id) == student_id
+                    named[page.variant] = student_id if same else ""
                 break
             say(f"  {student_id} is not on the roster")
+
+
+def offered_student(page: PageResult, named: dict[int, str],
+                    numbered: set[int]) -> tuple[str | None, str]:
+    """Whom to offer for ``page`` at Enter, and why if not the grader's guess.
+
+    A later page of a numbered copy took page 1's guess when it was graded; once the teacher
+    has named page 1's student here, that student is offered instead (the guess may be the
+    one just ruled out), unless the copy was photocopied.
+    """
+    copy = named.get(page.variant) if page.variant is not None else None
+    if copy and page.pdf_page not in numbered and page.message != PHOTOCOPIED_NOTE:
+        return copy, " (named for page 1 of this printed copy)"
+    return (page.student.student_id if page.student else None), ""
 
 
 def run_review(out_dir: Path, ask: InputFn = input, say: OutputFn = print,
