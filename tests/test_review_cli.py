@@ -176,8 +176,10 @@ def test_a_field_settled_by_an_earlier_decision_is_not_asked_about(tmp_path: Pat
                for f in after.values())
 
 
-def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
-    """Page 2 of a numbered copy graded without its page 1: whose it is, asked in review."""
+def numbered_copy_graded(tmp_path: Path, pages: slice) -> tuple[Path, int]:
+    """One numbered copy printed for a two-student roster, its photos ``pages`` graded by a
+    reader that reads no box surely (so the student number is unreadable): the results
+    folder and how many pages wait for identity review."""
     printed = publish(load_spec(EXAMPLE), tmp_path / "print", copies=1)
     key = json.loads(printed.key_json.read_text())
     photos = tmp_path / "photos"
@@ -185,10 +187,16 @@ def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
     roster = tmp_path / "roster.csv"
     roster.write_text("student_id,name\n240101,Amina Diallo\n240102,Bruno Costa\n")
     out = tmp_path / "results"
-    summary = grade_batch(GradeRequest(printed.key_json, [sorted(photos.glob("*.jpg"))[1]], out,
-                                       roster_csv=roster),
+    summary = grade_batch(GradeRequest(printed.key_json, sorted(photos.glob("*.jpg"))[pages],
+                                       out, roster_csv=roster),
                           reader=UnsureReader(no_answer_of(key)))
-    assert summary.identity_reviews == 1
+    return out, summary.identity_reviews
+
+
+def test_pages_nobody_can_attribute_are_asked_about(tmp_path: Path) -> None:
+    """Page 2 of a numbered copy graded without its page 1: whose it is, asked in review."""
+    out, identity_reviews = numbered_copy_graded(tmp_path, slice(1, 2))
+    assert identity_reviews == 1
     prompts: list[str] = []
     answers = iter(["999", "240102"])  # a wrong id, then the right one
 
@@ -209,17 +217,8 @@ def test_a_copys_later_page_is_offered_the_student_named_for_its_first(tmp_path:
     """Both pages of a numbered copy whose number is not on the roster: once the teacher says
     whose page 1 is, page 2 (which carries no number) offers that student, not the guess
     the teacher just ruled out."""
-    printed = publish(load_spec(EXAMPLE), tmp_path / "print", copies=1)
-    key = json.loads(printed.key_json.read_text())
-    photos = tmp_path / "photos"
-    simulate_class(key, printed.worksheets_pdf, photos, "scan", seed=4)
-    roster = tmp_path / "roster.csv"
-    roster.write_text("student_id,name\n240101,Amina Diallo\n240102,Bruno Costa\n")
-    out = tmp_path / "results"
-    summary = grade_batch(GradeRequest(printed.key_json, sorted(photos.glob("*.jpg"))[:2], out,
-                                       roster_csv=roster),
-                          reader=UnsureReader(no_answer_of(key)))
-    assert summary.identity_reviews == 2
+    out, identity_reviews = numbered_copy_graded(tmp_path, slice(0, 2))
+    assert identity_reviews == 2
     answers = iter(["240102", ""])  # page 1 named; Enter takes what page 2 offers
 
     def ask(prompt: str) -> str:  # skips every field, then says whose the pages are
