@@ -175,10 +175,7 @@ def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                 f"now {field.verdict}")
             tally.settled += 1
             continue
-        say(f"\n[{number}/{len(queue)}] {describe(field)}")
-        say(f"  crop: {field.crop_path or '(none)'}")
-        for line in preview(field.crop_path, colour=colour):
-            say("  " + line)
+        show_field(f"[{number}/{len(queue)}]", field, say, colour)
         action, value = ask_field(field, ask, say)
         if action == "quit":
             return tally, False
@@ -192,6 +189,14 @@ def review_fields(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn,
                                                     "typed at review", regrade)
             tally.corrected += 1
     return tally, True
+
+
+def show_field(heading: str, field: FieldResult, say: OutputFn, colour: bool) -> None:
+    """The field, its reading and doubt, its crop's path and a preview of the crop."""
+    say(f"\n{heading} {describe(field)}")
+    say(f"  crop: {field.crop_path or '(none)'}")
+    for line in preview(field.crop_path, colour=colour):
+        say("  " + line)
 
 
 def as_it_stands(page: PageResult | None, queued: FieldResult) -> FieldResult:
