@@ -473,16 +473,21 @@ def _finders_at_any_size(
     """The finder centres (see :func:`_locate_finders`) at the first size in
     ``FINDER_SCALES`` whose three finders all reach the strict score limit, else the first
     whose finders reach the fainter one; None if no size shows them.  The region is warped
-    and each size searched once, for both limits."""
+    once, and the sizes after one that passes the strict limit are not searched."""
+    strict, fainter = FINDER_SCORE_LIMITS
     region, _ = warp_region(gray, h_mm_to_px, qr_rect, FINDER_REGION_MARGIN_MM,
                             FINDER_PX_PER_MM)
     region_f = region.astype(np.float32)
-    located = [_locate_finders(region_f, qr_rect, n_modules, scale) for scale in FINDER_SCALES]
-    for limit in FINDER_SCORE_LIMITS:
-        for found in located:
-            if found is not None and found[1] >= limit:
-                return found[0]
-    return None
+    faint: np.ndarray | None = None
+    for scale in FINDER_SCALES:
+        found = _locate_finders(region_f, qr_rect, n_modules, scale)
+        if found is None:
+            continue
+        if found[1] >= strict:
+            return found[0]
+        if faint is None and found[1] >= fainter:
+            faint = found[0]
+    return faint
 
 
 def sample_modules(
