@@ -885,7 +885,7 @@ class Correction:
 def fit_box(
     gray: np.ndarray, h_page: np.ndarray, box: BoxSpec, lines: LineModel,
     correction: Correction | None = None, neighbours: tuple[BoxSpec, ...] = (),
-    window: Window | None = None,
+    window: Window | None = None, merge_copies: bool = False,
 ) -> BoxFit:
     """Find one box's printed border around where the correction predicts it.
 
@@ -896,6 +896,8 @@ def fit_box(
     per segment.  When the sides found do not make a box, the search is repeated without
     the second pair found (``PAIR_RETRIES`` times).  Returns a BoxFit with ``found`` False
     (and the predicted placement) when the border is not convincingly there.
+    ``merge_copies``: search line responses with a shaken camera's two copies of each line
+    merged (see :func:`_merge_copies`).
     """
     corr = correction or Correction.none(np.array(box.centre), float("inf"))
     r = REFINE_PX_PER_MM
@@ -925,23 +927,57 @@ def fit_box(
         order=order, corner_near=corner_near,
         corner_far=corner_near + round((CORNER_GAP_MM[1] - CORNER_GAP_MM[0]) * r),
         window=win, min_contrast=lines.min_contrast)
+    if merge_copies:
+        merged = {k: _merge_copies(m, lines, plan.expected[k], plan.others[k])
+                  for k, m in plan.maps.items()}
+        if all(merged[k] is plan.maps[k] for k in merged):
+            return _placed(box, h_page, corr, "border not found")
+        plan = replace(plan, maps=merged)
+    found, note = _search_border(plan, lines, (x0, y0, x1, y1))
+    if found is None:
+        return _placed(box, h_page, corr, note)
+    corners, contrast = found
+    return _found(box, h_page, to_photo, corners, contrast)
+
+
+def _search_border(
+    plan: PairPlan, lines: LineModel, expected: tuple[float, float, float, float],
+) -> tuple[tuple[np.ndarray, float] | None, str]:
+    """A box's corners (region px) and weakest side's contrast, or None and why not: the
+    pair search, then the sides refined per segment, retried without the second pair when
+    the sides do not make a box (``PAIR_RETRIES`` times)."""
     excluded: list[LinePair] = []
     note = "border not found"
     for _ in range(1 + PAIR_RETRIES):
         pairs, blamed = _search_pairs(plan, tuple(excluded))
         if pairs is not None:
             hpair, vpair = pairs["h"], pairs["v"]
-            corners = _fit_sides(horizontal, vertical, (hpair, vpair), lines,
-                                 (x0, y0, x1, y1), win)
+            corners = _fit_sides(plan.maps["h"], plan.maps["v"], (hpair, vpair), lines,
+                                 expected, plan.window)
             if corners is not None:
-                return _found(box, h_page, to_photo, corners,
-                              min(hpair.contrast, vpair.contrast))
+                return (corners, min(hpair.contrast, vpair.contrast)), note
             note = "a side of the border is missing or bent"
-            blamed = pairs[order[1]]
+            blamed = pairs[plan.order[1]]
         if blamed is None:
             break
         excluded.append(blamed)
-    return _placed(box, h_page, corr, note)
+    return None, note
+
+
+def _merge_copies(
+    maps: SideMaps, lines: LineModel, expected: tuple[float, float], others: tuple[float, ...],
+) -> SideMaps:
+    """Line responses averaged across the lines over a blurred line's spread each way, so
+    that the two copies of a line a shaken camera draws respond as one.  Left as they are
+    where a neighbour's parallel side is printed within twice that of the box's sides
+    (student-number digits, 1.5 mm apart): merged with it, a side would move towards it."""
+    reach = round(lines.spread_mm * REFINE_PX_PER_MM)
+    if any(abs(o - e) <= 2 * reach for o in others for e in expected):
+        return maps
+    width = 2 * reach + 1
+    first = cv2.blur(maps.first, (1, width))
+    second = first if maps.second is maps.first else cv2.blur(maps.second, (1, width))
+    return SideMaps(first, second, lambda: cv2.blur(maps.both, (1, width)))
 
 
 # A box whose sides do not make a box is searched again without the second pair of sides
@@ -1353,13 +1389,25 @@ def _search_box(
     gray: np.ndarray, h_page: np.ndarray, box: BoxSpec, lines: LineModel, anchors: Anchors,
     boxes: tuple[BoxSpec, ...],
 ) -> BoxFit:
-    """Fit a box in a window sized by how well it is predicted, then, if missed, the widest."""
+    """Fit a box in a window sized by how well it is predicted, then, if missed, the widest;
+    then both again with a shaken camera's copies of each line merged."""
     guess = predict(np.array(box.centre), anchors)
     window = Window.widest() if guess is None else Window.for_uncertainty(guess.uncertainty)
-    result = fit_box(gray, h_page, box, lines, guess, boxes, window)
-    if not result.found and window != Window.widest():
-        result = fit_box(gray, h_page, box, lines, guess, boxes, Window.widest())
-    return result
+    windows = (window,) if window == Window.widest() else (window, Window.widest())
+    for win in windows:
+        missed = fit_box(gray, h_page, box, lines, guess, boxes, win)
+        if missed.found:
+            return missed
+    # A shaken camera draws each line twice, up to a millimetre apart: a pair of sides on
+    # one copy each fails its corners, where the crossing sides run on to the other copy.
+    # Only a box missed otherwise is searched with the copies merged: merging also smears
+    # a hard shadow's edge into a line.
+    if lines.spread_mm > PEAK_CENTROID_MM:
+        for win in windows:
+            merged = fit_box(gray, h_page, box, lines, guess, boxes, win, merge_copies=True)
+            if merged.found:
+                return merged
+    return missed
 
 
 def _nearest_pending(pending: list[int], boxes: tuple[BoxSpec, ...], points: np.ndarray) -> int:

@@ -30,11 +30,13 @@ from grader.align import (
     Correction,
     LineModel,
     Scene,
+    SideMaps,
     Window,
     _beyond_a_fold,
     _from_neighbours,
     _from_row,
     _median,
+    _merge_copies,
     _nothing_where_predicted,
     _refuse_off_their_row,
     _refuse_row_one_box_off,
@@ -1342,16 +1344,17 @@ def test_a_box_bowed_by_a_curl_is_found(printed) -> None:
     assert fit.found
 
 
-def shaken(image: np.ndarray, mm: float, seed: int) -> np.ndarray:
-    """``image`` as a camera shaken ``mm`` along the diagonal sees it: two copies that far
-    apart, softened and with sensor noise.  The shake dwells unevenly, so which copy is
-    the darker changes every few millimetres across the page."""
-    step = mm / 2 * PPM / np.sqrt(2)
+def shaken(image: np.ndarray, mm: float, seed: int, level: bool = False) -> np.ndarray:
+    """``image`` as a camera shaken ``mm`` along the diagonal (or ``level``, along the rows)
+    sees it: two copies that far apart, softened and with sensor noise.  The shake dwells
+    unevenly, so which copy is the darker changes every few millimetres across the page."""
+    step_x = mm / 2 * PPM / (1.0 if level else np.sqrt(2))
+    step_y = 0.0 if level else step_x
     ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
     dwell = 0.5 + 0.1 * np.sign(np.sin(2 * np.pi * (xs + ys) / (7.0 * PPM)))
     both = np.zeros(image.shape, np.float32)
     for sign, weight in ((-1, dwell), (1, 1.0 - dwell)):
-        shift = np.array([[1, 0, sign * step], [0, 1, sign * step]], dtype=np.float32)
+        shift = np.array([[1, 0, sign * step_x], [0, 1, sign * step_y]], dtype=np.float32)
         copy = cv2.warpAffine(image, shift, (image.shape[1], image.shape[0]),
                               flags=cv2.INTER_LINEAR, borderValue=255)
         both += (weight * copy).astype(np.float32)
@@ -1373,3 +1376,38 @@ def test_a_box_seen_double_by_a_shaken_camera_is_found(printed, seed: int) -> No
     centre_px = (np.array([x + w / 2, y + bh / 2]) * PPM - 0.5) @ m[:, :2].T + m[:, 2]
     off_mm = float(np.linalg.norm(fit.corners_px.mean(axis=0) - centre_px)) / PPM
     assert off_mm < 0.15
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_box_seen_double_across_its_sides_is_found_far_from_its_prediction(
+    printed, seed: int
+) -> None:
+    """Shaken 1 mm along the rows, a box's left and right sides are each seen twice, and
+    the top and bottom run on from one copy to the other: a pair of sides on one copy each
+    fails at the corners.  Searched over a wide window (neighbours far or unsure) with the
+    copies' responses merged, the box is found nearer its centre than either copy."""
+    image, m, h, box, _ = flat_scene(printed)
+    fit = fit_box(shaken(image, 1.0, seed, level=True), h, box, LineModel.for_blur(0.9),
+                  window=Window.widest(), merge_copies=True)
+    assert fit.found, fit.note
+    x, y, w, bh = box.rect
+    centre_px = (np.array([x + w / 2, y + bh / 2]) * PPM - 0.5) @ m[:, :2].T + m[:, 2]
+    off_mm = float(np.linalg.norm(fit.corners_px.mean(axis=0) - centre_px)) / PPM
+    assert off_mm < 0.3
+
+
+def test_a_lines_two_copies_merge_into_one_response_unless_a_neighbour_is_near() -> None:
+    """Two copies of a line 1.2 mm apart respond as one line midway once merged; beside a
+    student-number digit's neighbour, 1.5 mm off, the responses are left as they are."""
+    ppm = 8
+    rows = np.arange(200, dtype=np.float32)[:, None]
+    copies = sum(np.exp(-((rows - c) ** 2) / 8.0) for c in (96 - 5, 96 + 5))  # 10 px apart
+    response = np.repeat(0.3 * copies, 60, axis=1).astype(np.float32)
+    assert response[96, 30] < 0.5 * response[91, 30]  # two lines, not one
+    maps = SideMaps(response, response, lambda: response)
+    lines = LineModel.for_blur(1.1)
+    merged = _merge_copies(maps, lines, (96.0, 176.0), (300.0,))
+    assert merged is not maps
+    assert int(np.argmax(merged.first[:, 30])) == 96
+    assert merged.both[96, 30] == merged.first[96, 30]
+    assert _merge_copies(maps, lines, (96.0, 176.0), (176.0 + 1.5 * ppm,)) is maps
