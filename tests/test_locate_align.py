@@ -19,6 +19,7 @@ import pytest
 from grader import grade as grade_module
 from grader import quality, simulate
 from grader.align import (
+    _INVERSE_PAPER,
     FOLD_FAR_MM,
     MAX_REVIEW_VIEW_MARGIN_MM,
     REVIEW_MARGIN_PER_UNCERTAINTY,
@@ -29,6 +30,7 @@ from grader.align import (
     BoxFit,
     Correction,
     LineModel,
+    LinePair,
     Scene,
     SideMaps,
     Window,
@@ -38,6 +40,7 @@ from grader.align import (
     _median,
     _merge_copies,
     _nothing_where_predicted,
+    _pair_points,
     _refuse_off_their_row,
     _refuse_row_one_box_off,
     _row_of,
@@ -188,6 +191,30 @@ def test_the_short_median_is_numpys_to_the_bit(size: int) -> None:
     heights = np.random.default_rng(size).random(size) * 0.7
     for values in (heights.astype(np.float32), heights):
         assert _median(values) == float(np.median(values))
+
+
+def test_the_paper_table_looked_up_by_opencv_is_numpys_indexing() -> None:
+    every_grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    looked_up = cv2.LUT(every_grey, _INVERSE_PAPER)
+    assert looked_up.dtype == np.float32
+    assert np.array_equal(looked_up, _INVERSE_PAPER[0][every_grey])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_level_sides_profiles_are_the_general_gathers_to_the_bit(seed: int) -> None:
+    # Level sides (nearly all) are sliced rather than gathered row by row; a slope too small
+    # to move any row gathers the very same pixels the general way, so the sub-pixel side
+    # positions must come out identical.
+    rng = np.random.default_rng(seed)
+    ridge = (rng.random((150, 320)) ** 3).astype(np.float32)
+    first = float(rng.integers(12, 60))
+    level = LinePair(first, first + float(rng.integers(30, 80)), 0.0, 160.0, 0.3)
+    nudged = LinePair(level.first, level.second, 1e-9, level.centre, level.contrast)
+    along = (float(rng.uniform(5, 60)), float(rng.uniform(200, 315)))
+    for centroid in (0.6, 1.0):
+        sides = _pair_points(ridge, along, level, 0.05, centroid_mm=centroid)
+        assert sides == _pair_points(ridge, along, nudged, 0.05, centroid_mm=centroid)
+        assert all(side is not None for side in sides)
 
 
 def test_key_index_looks_up_pages(printed) -> None:
