@@ -929,9 +929,10 @@ def fit_box(
     # Border line centres lie on the rect's edges; pixel u's centre is at (u + 0.5) / r mm.
     x0 = y0 = margin * r - 0.5
     x1, y1 = x0 + box.rect[2] * r, y0 + box.rect[3] * r
-    if win.shift_mm <= FAST_SHIFT_MM:
+    if win.shift_mm <= FAST_SHIFT_MM and not merge_copies:
         # Well predicted (a flat sheet): the border lies within the per-segment search of
-        # where it is predicted, so the pair search can be skipped.
+        # where it is predicted, so the pair search can be skipped.  (A search with merged
+        # copies follows a plain one that has tried this already.)
         guess = (LinePair(y0, y1, 0.0, (x0 + x1) / 2, 1.0),
                  LinePair(x0, x1, 0.0, (y0 + y1) / 2, 1.0))
         fast = _fit_sides(horizontal, vertical, guess, lines, (x0, y0, x1, y1), win)
@@ -1409,7 +1410,7 @@ def _search_box(
     boxes: tuple[BoxSpec, ...],
 ) -> BoxFit:
     """Fit a box in a window sized by how well it is predicted, then, if missed, the widest;
-    then both again with a shaken camera's copies of each line merged."""
+    then in the first again with a shaken camera's copies of each line merged."""
     guess = predict(np.array(box.centre), anchors)
     window = Window.widest() if guess is None else Window.for_uncertainty(guess.uncertainty)
     windows = (window,) if window == Window.widest() else (window, Window.widest())
@@ -1419,13 +1420,13 @@ def _search_box(
             return missed
     # A shaken camera draws each line twice, up to a millimetre apart: a pair of sides on
     # one copy each fails its corners, where the crossing sides run on to the other copy.
-    # Only a box missed otherwise is searched with the copies merged: merging also smears
-    # a hard shadow's edge into a line.
+    # Only a box missed otherwise is searched with the copies merged, and only where it is
+    # predicted: merging also smears a hard shadow's edge or a digit's stroke into a line,
+    # which the widest window leaves room to take for a side.
     if lines.spread_mm > PEAK_CENTROID_MM:
-        for win in windows:
-            merged = fit_box(gray, h_page, box, lines, guess, boxes, win, merge_copies=True)
-            if merged.found:
-                return merged
+        merged = fit_box(gray, h_page, box, lines, guess, boxes, window, merge_copies=True)
+        if merged.found:
+            return merged
     return missed
 
 
