@@ -1423,7 +1423,7 @@ def _search_box(
     # Only a box missed otherwise is searched with the copies merged, and only where it is
     # predicted: merging also smears a hard shadow's edge or a digit's stroke into a line,
     # which the widest window leaves room to take for a side.
-    if lines.spread_mm > PEAK_CENTROID_MM:
+    if guess is not None and lines.spread_mm > PEAK_CENTROID_MM:
         merged = fit_box(gray, h_page, box, lines, guess, boxes, window, merge_copies=True)
         if merged.found:
             return merged
