@@ -230,8 +230,8 @@ def review_students(store: Store, worksheet_id: str, ask: InputFn, say: OutputFn
                 tally.students += 1
                 if page.pdf_page in numbered and page.variant is not None:
                     # A second student named for one copy: photocopied, offer neither.
-                    same = named.setdefault(page.variant, student_id) == student_id
-                    named[page.variant] = student_id if same else ""
+                    earlier = named.get(page.variant, student_id)
+                    named[page.variant] = student_id if earlier == student_id else ""
                 break
             say(f"  {student_id} is not on the roster")
 
