@@ -343,10 +343,10 @@ def _ridges(region: np.ndarray, ridge_px: int) -> tuple[SideMaps, SideMaps]:
 
     A pixel's response is how much darker it is than the brightest pixel between
     ``RIDGE_NEAR_MM`` and ``ridge_px`` away on a side.  The brightest in a range, not one
-    fixed distance, keeps two lines 1.5 mm apart (student-number digits) from cancelling
-    each other when the photo is blurred.  Each side of a box is judged against its inside
-    only: the label printed just above a box, or a neighbour's line, would otherwise eat the
-    response of a blurred top or side line.  Divided by the local paper brightness (a max
+    fixed distance, keeps two lines 1.5 mm apart (student-number digits of older sheets) from
+    cancelling each other when the photo is blurred.  Each side of a box is judged against its
+    inside only: the label printed just above a box, or a neighbour's line, would otherwise eat
+    the response of a blurred top or side line.  Divided by the local paper brightness (a max
     filter wider than a line, smoothed), responses read the same in shadow and in full light.
     """
     near = max(2, round(RIDGE_NEAR_MM * REFINE_PX_PER_MM))
@@ -568,9 +568,9 @@ class CornerCheck:
     ``maps``, ``lines``: the other orientation's maps (lines horizontal) and found pair.
     ``near``, ``far``: the stretch (px from the side) looked at on each side of a corner,
     beyond the blur of the side itself.  ``clear``: how far (px) beyond the first and the
-    second side no other printed side is expected (digit boxes sit 1.5 mm apart); beyond a
-    side the stretch is cut short there.  ``min_contrast``: the page's least contrast of a
-    printed line.
+    second side no other printed side is expected (digit boxes sat 1.5 mm apart on older
+    sheets); beyond a side the stretch is cut short there.  ``min_contrast``: the page's least
+    contrast of a printed line.
     """
 
     maps: SideMaps
@@ -990,7 +990,8 @@ def _merge_copies(
     """Line responses averaged across the lines over a blurred line's spread each way, so
     that the two copies of a line a shaken camera draws respond as one.  Left as they are
     where a neighbour's parallel side is printed within twice that of the box's sides
-    (student-number digits, 1.5 mm apart): merged with it, a side would move towards it."""
+    (student-number digits of older sheets, 1.5 mm apart): merged with it, a side would move
+    towards it."""
     reach = round(lines.spread_mm * REFINE_PX_PER_MM)
     if any(abs(o - e) <= 2 * reach for o in others for e in expected):
         return maps
@@ -1562,8 +1563,10 @@ def _from_neighbours(f: BoxFit, h_page: np.ndarray, anchors: Anchors) -> BoxFit:
 # (hard tier, seeds 7 100 000 + 0-1999, every found digit between found ones taken as lost in
 # turn): 618 placements, none more than 0.5 mm off (p99 0.39 mm); checking every box of the
 # row, as before, placed 588 (none more than 0.42 mm off).
-ROW_SPAN_MM = 24.0
-ROW_CHECK_SPAN_MM = 40.0
+# The spans reach two and three digits' pitch: 14 mm since student-number digits are printed
+# 4 mm apart (on sheets printed before with digits 1.5 mm apart, ROW_SPAN_MM reaches two too).
+ROW_SPAN_MM = 29.0
+ROW_CHECK_SPAN_MM = 48.0
 ROW_AGREE_MM = 0.4
 ROW_CHECKS = 1
 ROW_PLACED_MM = 0.5  # the uncertainty recorded for a box placed by its row
@@ -1609,13 +1612,14 @@ def _row_beyond(
 
 # A lost box in a row of equal boxes is searched for again where its row's found boxes put
 # it (between its neighbours, or beyond the two nearest at an end of the row), in a window
-# this certain (mm): narrow enough that a neighbour's side 1.5 mm away stays outside it.
+# this certain (mm): narrow enough that a neighbour's side 1.5 mm away (older sheets) stays
+# outside it.
 # Calibrated on development pages (hard tier, seeds 7 100 000 + 0-819), every found digit
 # taken as lost in turn: found again 275 of 283 between neighbours (p99 0.52 mm off, worst
 # 0.86 mm, a digit found 0.78 mm off at first too) and 128 of 145 at an end of the row (p99
 # 0.47, worst 0.51); of 12 digits really lost there, 7 were found, none more than 0.61 mm off.
 ROW_SEARCH_MM = 0.3
-ROW_NEXT_MM = 12.0  # a row's next box: student-number digits stand 11.5 mm apart
+ROW_NEXT_MM = 14.5  # a row's next box: student-number digits stand 14 mm apart
 
 
 def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
@@ -1651,11 +1655,15 @@ def _search_rows(fits: list[BoxFit], scene: Scene) -> None:
 # box found wrong (a page refused); the one digit placed more than 1.5 mm off on an aligned
 # page (5.5 mm: its border's top side taken from the text below) lies 4.3 mm from it.
 ROW_OFF_MM = 3.0
-# The check reaches found boxes this far (mm) apart, three digits' pitch: a wrong digit's
-# nearest found neighbours are often two digits away on each side when the digit between them
-# is lost too (development pages, 2026-12-06: a digit found 5.2 mm off passed unchecked with
-# neighbours 34.5 mm apart, and the search placed the digit between them from it).
-ROW_OFF_SPAN_MM = 36.0
+# Between found neighbours, the check reaches those this far (mm) apart, three digits'
+# pitch: a wrong digit's nearest found neighbours are often two digits away on one side when
+# the digit between them is lost too (development pages, 2026-12-06: a digit found 5.2 mm off
+# passed unchecked with neighbours 34.5 mm apart, and the search placed the digit between
+# them from it).  Beyond an end, where the row is extrapolated, only from the two nearest
+# within ROW_SPAN_MM: extrapolated from digits 28 and 42 mm away, a rightly found end digit
+# was put more than 3 mm off, refused, and searched for 1.34 mm off (development page 554
+# of seed 7 300 000); a sheet curls most at its edge.
+ROW_OFF_SPAN_MM = 43.0
 
 
 def _refuse_off_their_row(fits: list[BoxFit]) -> None:
@@ -1669,7 +1677,8 @@ def _refuse_off_their_row(fits: list[BoxFit]) -> None:
     while True:
         off = []  # (judged beyond an end, -distance, box): the order in which to refuse
         for i, f in enumerate(fits):
-            placement = _row_placement(i, fits, ROW_OFF_SPAN_MM) if f.found else None
+            placement = (_row_placement(i, fits, ROW_OFF_SPAN_MM, ROW_SPAN_MM) if f.found
+                         else None)
             if placement is None:
                 continue
             shifts, beyond = placement
@@ -1684,13 +1693,14 @@ def _refuse_off_their_row(fits: list[BoxFit]) -> None:
 
 
 def _row_placement(
-    i: int, fits: list[BoxFit], span_mm: float
+    i: int, fits: list[BoxFit], between_mm: float, beyond_mm: float
 ) -> tuple[np.ndarray, bool] | None:
     """The corner shifts (4, 2) page mm that box ``i``'s row's found boxes give it: between
-    its nearest found neighbours, or beyond the two nearest at an end of the row (all within
-    ``span_mm``), and whether it is the latter; None where neither applies."""
-    between = _row_between(i, fits, span_mm)
-    placement = between or _row_beyond(i, fits, span_mm)
+    its nearest found neighbours (at most ``between_mm`` apart), or beyond the two nearest at
+    an end of the row (within ``beyond_mm`` of it), and whether it is the latter; None where
+    neither applies."""
+    between = _row_between(i, fits, between_mm)
+    placement = between or _row_beyond(i, fits, beyond_mm)
     if placement is None:
         return None
     return _shifts_between(fits, *placement), between is None
@@ -1698,7 +1708,7 @@ def _row_placement(
 
 def _row_puts(i: int, fits: list[BoxFit]) -> np.ndarray | None:
     """Where box ``i``'s row puts it (see :func:`_row_placement`) within ``ROW_SPAN_MM``."""
-    placement = _row_placement(i, fits, ROW_SPAN_MM)
+    placement = _row_placement(i, fits, ROW_SPAN_MM, ROW_SPAN_MM)
     return None if placement is None else placement[0]
 
 

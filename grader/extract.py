@@ -48,10 +48,10 @@ CROSSING_INK_LEVEL = 60.0
 # sides', as it can cover nearly all of it); rows darker by SIDE_WRITING_EXCESS of the
 # line's own hold writing.  The longest run of such rows is measured, leaving out
 # SIDE_WRITING_CORNER_PX at each end, where the top and bottom lines cross.  The reach stops
-# short of any other printed line beside the side: student-number digit boxes stand 1.5 mm
-# apart, and on a blurred page a neighbour's side within the reach made the first and last
-# digits' outer sides look written on all along (35 of 40 numbered pages of a simulated
-# class sent to identity review).
+# short of any other printed line beside the side: student-number digit boxes stood 1.5 mm
+# apart on older sheets, and on a blurred page a neighbour's side within the reach made the
+# first and last digits' outer sides look written on all along (35 of 40 numbered pages of a
+# simulated class sent to identity review).
 SIDE_WRITING_REACH_PX = 8
 SIDE_WRITING_EXCESS = 0.5
 SIDE_WRITING_CORNER_PX = 15
@@ -115,8 +115,8 @@ def lines_in_crop(box: BoxSpec, boxes: tuple[BoxSpec, ...]) -> list[CropLine]:
     """Every printed box side that runs through ``box``'s crop, in crop index coordinates.
 
     Includes the box's own border and the sides of neighbours within the margin (student
-    number digits sit 1.5 mm apart).  Positions come from the layout and are refined in
-    :func:`remove_lines`.
+    number digits sat 1.5 mm apart on older sheets).  Positions come from the layout and are
+    refined in :func:`remove_lines`.
     """
     x0 = box.rect[0] - CROP_MARGIN_MM
     y0 = box.rect[1] - CROP_MARGIN_MM

@@ -24,6 +24,8 @@ from grader.align import (
     MAX_REVIEW_VIEW_MARGIN_MM,
     REVIEW_MARGIN_PER_UNCERTAINTY,
     REVIEW_VIEW_MARGIN_MM,
+    ROW_OFF_SPAN_MM,
+    ROW_SPAN_MM,
     UNCERTAINTY_PER_FOUND_DISTANCE,
     AlignmentUncertain,
     Anchors,
@@ -44,6 +46,7 @@ from grader.align import (
     _refuse_off_their_row,
     _refuse_row_one_box_off,
     _row_of,
+    _row_placement,
     _search_rows,
     _search_where_row_puts,
     fit_box,
@@ -668,8 +671,8 @@ def test_writing_on_a_box_side_is_measured_along_it() -> None:
 
 
 def test_a_neighbours_side_beside_a_box_side_is_no_writing_on_it() -> None:
-    """Student-number digit boxes stand 1.5 mm apart: on a blurred page the neighbour's side
-    lies within the reach of the measure, which must stop short of it."""
+    """Student-number digit boxes of older sheets stand 1.5 mm apart: on a blurred page the
+    neighbour's side lies within the reach of the measure, which must stop short of it."""
     border = [CropLine(True, 19.5, 19.5, 139.5), CropLine(True, 339.5, 19.5, 139.5),
               CropLine(False, 19.5, 19.5, 339.5), CropLine(False, 139.5, 19.5, 339.5)]
     neighbour = CropLine(True, 350.5, 19.5, 139.5)
@@ -709,6 +712,7 @@ def test_a_reading_that_leaves_out_writing_on_a_side_is_doubted() -> None:
 
 
 def test_margins_with_a_neighbours_side_are_told() -> None:
+    # Digits 1.5 mm apart, as older sheets print them: each margin holds the neighbour's side.
     digits = tuple(BoxSpec(f"student_number.{i + 1}", (40.0 + i * 11.5, 44.5, 10.0, 12.0))
                    for i in range(3))
     field = BoxSpec("q1", (40.0, 80.0, 32.0, 12.0))
@@ -997,6 +1001,20 @@ def test_a_digit_found_far_from_where_its_row_puts_it_is_searched_again(printed)
         assert fits[end].trusted
         assert all(fits[i].found for i in digits[:-1])
         assert ("from where its row puts it" in fits[end].note) is refused
+
+
+def test_an_end_digit_is_judged_only_by_the_two_digits_next_to_it(printed) -> None:
+    """Between found neighbours the row check reaches digits three apart, but an end digit,
+    where the row is extrapolated, is judged only from the two digits next to it: from
+    further along, a sheet's curl puts a rightly found end digit millimetres off."""
+    _, _, _, result, digits = flat_student_row(printed)
+    fits = list(result.box_fits)
+    end, beside = digits[-1], digits[-2]
+    assert _row_placement(end, fits, ROW_OFF_SPAN_MM, ROW_SPAN_MM) is not None
+    fits[beside] = dataclasses.replace(fits[beside], found=False, note="border not found")
+    assert _row_placement(end, fits, ROW_OFF_SPAN_MM, ROW_SPAN_MM) is None
+    placement = _row_placement(beside, fits, ROW_OFF_SPAN_MM, ROW_SPAN_MM)
+    assert placement is not None and not placement[1]
 
 
 @pytest.mark.parametrize("pattern", ["lost beside it", "beside an end"])
