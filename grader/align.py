@@ -1416,9 +1416,9 @@ def _search_box(
     window = Window.widest() if guess is None else Window.for_uncertainty(guess.uncertainty)
     windows = (window,) if window == Window.widest() else (window, Window.widest())
     for win in windows:
-        missed = fit_box(gray, h_page, box, lines, guess, boxes, win)
-        if missed.found:
-            return missed
+        fit = fit_box(gray, h_page, box, lines, guess, boxes, win)
+        if fit.found:
+            return fit
     # A shaken camera draws each line twice, up to a millimetre apart: a pair of sides on
     # one copy each fails its corners, where the crossing sides run on to the other copy.
     # Only a box missed otherwise is searched with the copies merged, and only where it is
@@ -1428,7 +1428,7 @@ def _search_box(
         merged = fit_box(gray, h_page, box, lines, guess, boxes, window, merge_copies=True)
         if merged.found:
             return merged
-    return missed
+    return fit
 
 
 def _nearest_pending(pending: list[int], boxes: tuple[BoxSpec, ...], points: np.ndarray) -> int:
