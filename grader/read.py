@@ -469,6 +469,28 @@ def frame_ink(ink: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:
     return out
 
 
+# Figures a network may read beside its framed input (reader.json: ``input.geometry``).
+GEOMETRY_SIZE = 4
+GEOMETRY_CAP = 2.0  # crop heights: farther from an end than this is the box's middle anyway
+
+
+def ink_geometry(ink: np.ndarray) -> np.ndarray:
+    """Where the ink :func:`frame_ink` frames lay in the crop: its distances from the crop's
+    left, right, top and bottom ends, in crop heights (capped at GEOMETRY_CAP), ``float32``
+    ``(4,)``; zeros when there is no ink.
+
+    Framing cuts a field to its ink, which throws this away: a lone "1" in the middle of a
+    box and a piece of the box's side left in a blank one become the same upright bar.
+    """
+    h, w = ink.shape
+    box = _ink_box(ink)
+    if box is None:
+        return np.zeros(GEOMETRY_SIZE, dtype=np.float32)
+    x0, y0, x1, y1 = box
+    margins = np.array([x0, w - x1, y0, h - y1], dtype=np.float32) / h
+    return np.clip(margins, 0.0, GEOMETRY_CAP)
+
+
 def preprocess(image: np.ndarray, view: View = VIEWS[0]) -> np.ndarray:
     """One field crop to the network's input: ``float32`` ``(INPUT_HEIGHT, INPUT_WIDTH)``.
 
@@ -785,6 +807,8 @@ class Reader:
         # would change what a confidence means.
         self.views = VIEWS[: int(calibration.get("views", 1))]
         self._session = self._open(directory / "reader.onnx", threads)
+        # Models from 1.6 on also read where the ink lay in the crop (see ink_geometry).
+        self.reads_geometry = any(i.name == "geometry" for i in self._session.get_inputs())
 
     def _open(self, path: Path, threads: int) -> Any:
         if not path.is_file():
@@ -825,17 +849,28 @@ class Reader:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`logits` of crops already cleaned (see :func:`clean_ink`)."""
         framed = np.stack([frame_ink(ink, view) for view in views for ink in inks])
-        ctc, status = self.network((framed[:, None, :, :] - self.mean) / self.std)
+        geometry = None
+        if self.reads_geometry:
+            geometry = np.tile(np.stack([ink_geometry(ink) for ink in inks]), (len(views), 1))
+        ctc, status = self.network((framed[:, None, :, :] - self.mean) / self.std, geometry)
         n = len(inks)
         return ctc.reshape(len(views), n, *ctc.shape[1:]), status.reshape(len(views), n, -1)
 
-    def network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The network's logits for normalised inputs ``(N, 1, H, W)``, in batches:
-        ``(N, T, C)`` CTC and ``(N, 4)`` status."""
+    def network(
+        self, batch: np.ndarray, geometry: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The network's logits for normalised inputs ``(N, 1, H, W)`` (and, for a model that
+        reads it, each input's :func:`ink_geometry` ``(N, 4)``), in batches: ``(N, T, C)``
+        CTC and ``(N, 4)`` status."""
+        if self.reads_geometry and geometry is None:
+            raise ValueError("this reader model also needs each field's ink geometry")
         ctc_parts, status_parts = [], []
         for start in range(0, len(batch), self.batch_size):
-            part = batch[start : start + self.batch_size].astype(np.float32)
-            ctc, status = self._session.run(["ctc_logits", "status_logits"], {"image": part})
+            part = slice(start, start + self.batch_size)
+            feed = {"image": batch[part].astype(np.float32)}
+            if geometry is not None and self.reads_geometry:
+                feed["geometry"] = geometry[part].astype(np.float32)
+            ctc, status = self._session.run(["ctc_logits", "status_logits"], feed)
             ctc_parts.append(ctc)
             status_parts.append(status)
         return np.concatenate(ctc_parts), np.concatenate(status_parts)

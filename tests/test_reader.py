@@ -687,3 +687,15 @@ def test_round_trip_through_the_pipeline_on_a_simulated_photo(
             total += 1
     # Procedural handwriting through a simulated camera: most fields must come back exactly.
     assert total > 0 and hits / total >= 0.85, (hits, total)
+
+
+def test_the_ink_geometry_says_where_the_framed_ink_lay_in_the_crop() -> None:
+    middle = np.zeros((64, 200), np.float32)
+    middle[12:52, 98:102] = 0.9
+    near_side = np.zeros((64, 200), np.float32)
+    near_side[12:52, 30:34] = 0.9
+    assert np.allclose(rd.ink_geometry(middle), [98 / 64, 98 / 64, 12 / 64, 12 / 64])
+    assert np.allclose(rd.ink_geometry(near_side)[:2], [30 / 64, rd.GEOMETRY_CAP])
+    assert np.allclose(rd.frame_ink(middle), rd.frame_ink(near_side))  # framing loses it
+    assert np.array_equal(rd.ink_geometry(np.zeros((64, 200), np.float32)), np.zeros(4))
+    assert rd.ink_geometry(middle).dtype == np.float32

@@ -255,13 +255,15 @@ def test_a_field_framed_two_ways_gives_two_inputs_with_one_label() -> None:
     """``repeats`` 2: the field's first view and one other, both labelled as the field."""
     plain = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN)
     twice = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN, repeats=2)
-    single, status, text = plain[5]
-    views, status2, text2 = twice[5]
+    single, geometry, status, text = plain[5]
+    views, geometry2, status2, text2 = twice[5]
     assert views.shape == (2, *single.shape)
     assert (status2, text2) == (status, text)
+    assert np.array_equal(geometry2, geometry)  # where the ink lay does not depend on framing
     assert np.array_equal(views[0], single)  # the same field, framed as the reader's first view
     batch = train_reader.collate_repeated([twice[i] for i in range(4)])
     assert batch["x"].shape == (8, 1, *single.shape)
+    assert batch["geometry"].shape == (8, rd.GEOMETRY_SIZE)
     assert batch["texts"][0::2] == batch["texts"][1::2]
     assert torch.equal(batch["status"][0::2], batch["status"][1::2])
 
@@ -270,7 +272,7 @@ def test_the_second_framing_is_another_view_of_the_reader() -> None:
     twice = train_reader.SynthFields(None, "train", 0, train_reader.STREAM_TRAIN, repeats=2)
     chosen = set()
     for i in range(12):
-        views, _, _ = twice[i]
+        views, _, _, _ = twice[i]
         assert twice._synth is not None
         sample = twice._synth.sample(np.random.default_rng([0, train_reader.STREAM_TRAIN, i]))
         ink = rd.clean_ink(sample.image)
@@ -339,6 +341,50 @@ def test_a_short_run_exports_a_model_the_reader_loads(tmp_path: Path) -> None:
     crop = Synthesizer(None).render("42", "number", np.random.default_rng(0)).image
     reading = reader.read_batch([crop])[0]
     assert 0.0 <= reading.confidence <= 1.0
+
+
+def test_a_network_that_reads_the_ink_geometry_uses_it_and_needs_it() -> None:
+    torch.manual_seed(0)
+    model = train_reader.ReaderNet(n_geometry=rd.GEOMETRY_SIZE).eval()
+    batch = tiny_batch()
+    middle = torch.full((8, rd.GEOMETRY_SIZE), 0.9)
+    side = middle.clone()
+    side[:, 0] = 0.1  # the same ink, but at the crop's left end
+    with torch.no_grad():
+        ctc, status = model(batch["x"], middle)
+        ctc_side, status_side = model(batch["x"], side)
+    assert ctc.shape[0] == 8 and status.shape == (8, len(rd.STATUSES))
+    assert not torch.allclose(status, status_side) and not torch.allclose(ctc, ctc_side)
+    with pytest.raises(ValueError, match="place in the crop"):
+        model(batch["x"])
+    plain = train_reader.ReaderNet().eval()
+    with torch.no_grad():  # a network without it ignores what it is given
+        assert torch.equal(plain(batch["x"], middle)[1], plain(batch["x"], side)[1])
+
+
+@pytest.mark.slow
+def test_a_model_that_reads_the_ink_geometry_is_exported_with_it(tmp_path: Path) -> None:
+    short_run(tmp_path, 2, "--ink-geometry", "1")
+    out = tmp_path / "model"
+    config = json.loads((out / "reader.json").read_text())
+    assert config["input"]["geometry"] == "grader.read.ink_geometry"
+    assert config["training"]["ink_geometry"] == 1
+    reader = rd.Reader(out, threads=1)
+    assert reader.reads_geometry
+    one, other = upright_bar_crops()
+    _, status = reader.logits([one, other])
+    assert not np.allclose(status[0, 0], status[0, 1])  # one bar, two places in the box
+    with pytest.raises(ValueError, match="ink geometry"):
+        reader.network(np.zeros((1, 1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH), np.float32))
+
+
+def upright_bar_crops() -> tuple[np.ndarray, np.ndarray]:
+    """One upright bar, in the middle of a box's crop and near its left end."""
+    middle = np.full((160, 360), 235, np.uint8)
+    middle[40:120, 178:184] = 40
+    near_side = np.full((160, 360), 235, np.uint8)
+    near_side[40:120, 30:36] = 40
+    return middle, near_side
 
 
 def short_run(tmp_path: Path, steps: int, *extra: str) -> dict:

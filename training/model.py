@@ -1,6 +1,8 @@
 """The reader's network: a small CRNN with a CTC head for the text and a field-status head.
 
-Input ``(N, 1, 32, 128)`` normalised ink.  Outputs ``ctc_logits`` ``(N, 32, 13)`` (class 0 is the
+Input ``(N, 1, 32, 128)`` normalised ink and, for a network built with ``n_geometry`` 4,
+``(N, 4)`` figures of where that ink lay in the crop (see :func:`grader.read.ink_geometry`).
+Outputs ``ctc_logits`` ``(N, 32, 13)`` (class 0 is the
 CTC blank, then ``0-9 - .``) and ``status_logits`` ``(N, 4)`` (number, blank, smudge,
 crossed_out).
 """
@@ -20,6 +22,11 @@ class ReaderNet(nn.Module):
 
     The status head sees the whole field (mean and max over the sequence): whether a number
     is crossed out or just an erased smudge is a property of the field, not of one column.
+
+    With ``n_geometry`` above 0, figures of where the ink lay in the crop before it was framed
+    join every column's features before the LSTM and the pooled features before the status
+    head: framing cuts a field to its ink, so a lone "1" in the middle of a box and a piece of
+    the box's side left in a blank one reach the convolutions as the same upright bar.
     """
 
     def __init__(
@@ -28,8 +35,10 @@ class ReaderNet(nn.Module):
         n_status: int = 4,
         widths: tuple[int, int, int, int, int] = (24, 48, 96, 96, 128),
         hidden: int = 96,
+        n_geometry: int = 0,
     ) -> None:
         super().__init__()
+        self.n_geometry = n_geometry
         a, b, c, d, e = widths
         self.features = nn.Sequential(
             *_conv(1, a),
@@ -44,16 +53,24 @@ class ReaderNet(nn.Module):
             nn.BatchNorm2d(e),
             nn.ReLU(True),
         )
-        self.rnn = nn.LSTM(e, hidden, bidirectional=True, batch_first=True)
+        self.rnn = nn.LSTM(e + n_geometry, hidden, bidirectional=True, batch_first=True)
         self.dropout = nn.Dropout(0.15)
         self.ctc = nn.Linear(2 * hidden, n_classes)
         self.status = nn.Sequential(
-            nn.Linear(4 * hidden, 64), nn.ReLU(True), nn.Linear(64, n_status)
+            nn.Linear(4 * hidden + n_geometry, 64), nn.ReLU(True), nn.Linear(64, n_status)
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, geometry: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x).squeeze(2).transpose(1, 2)  # (N, T, e)
+        extra: list[torch.Tensor] = []
+        if self.n_geometry:
+            if geometry is None:
+                raise ValueError("this network also reads the ink's place in the crop")
+            extra = [geometry.to(f.dtype)]
+            f = torch.cat([f, extra[0][:, None, :].expand(-1, f.shape[1], -1)], dim=2)
         seq, _ = self.rnn(f)
         seq = self.dropout(seq)
-        pooled = torch.cat([seq.mean(dim=1), seq.amax(dim=1)], dim=1)
+        pooled = torch.cat([seq.mean(dim=1), seq.amax(dim=1), *extra], dim=1)
         return self.ctc(seq), self.status(pooled)

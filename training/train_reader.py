@@ -43,8 +43,12 @@ STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test spl
 MODEL_SERIES = "1.5"
 
 
-class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
-    """Field ``i`` of a stream: preprocessed input ``(32, 128)`` float32, status index, text."""
+Field = tuple[np.ndarray, np.ndarray, int, str]  # input, ink geometry, status index, text
+
+
+class SynthFields(Dataset[Field]):
+    """Field ``i`` of a stream: preprocessed input ``(32, 128)`` float32, where its ink lay in
+    the crop (:func:`grader.read.ink_geometry`), status index, text."""
 
     def __init__(
         self,
@@ -72,17 +76,18 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
     def __len__(self) -> int:
         return 10**9
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int, str]:
+    def __getitem__(self, index: int) -> Field:
         if self._synth is None:  # built in the worker process, not pickled to it
             self._synth = make_synthesizer(self.data_dir, self.split, **self.kw)
         rng = np.random.default_rng([self.seed, self.stream, index])
         sample = self._synth.sample(rng)
-        if self.views == 1 and self.repeats == 1:
-            x = (rd.preprocess(sample.image) - MEAN) / STD
-        else:
-            ink = rd.clean_ink(sample.image)
-            x = (np.stack([rd.frame_ink(ink, v) for v in self._views_of(rng)]) - MEAN) / STD
-        return x.astype(np.float32), rd.STATUSES.index(sample.status), sample.text
+        ink = rd.clean_ink(sample.image)
+        views = self._views_of(rng)
+        x = (np.stack([rd.frame_ink(ink, v) for v in views]) - MEAN) / STD
+        if len(views) == 1:
+            x = x[0]
+        status = rd.STATUSES.index(sample.status)
+        return x.astype(np.float32), rd.ink_geometry(ink), status, sample.text
 
     def _views_of(self, rng: np.random.Generator) -> list[rd.View]:
         if self.repeats == 1:
@@ -91,9 +96,9 @@ class SynthFields(Dataset[tuple[np.ndarray, int, str]]):
         return [rd.VIEWS[0], *(rd.VIEWS[int(i)] for i in others)]
 
 
-def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
+def collate(batch: list[Field]) -> dict[str, Any]:
     """Stack a batch; CTC targets of crossed-out fields are dropped (their loss is masked)."""
-    xs, statuses, texts = zip(*batch, strict=True)
+    xs, geometry, statuses, texts = zip(*batch, strict=True)
     targets: list[int] = []
     lengths = []
     for status, text in zip(statuses, texts, strict=True):
@@ -102,6 +107,7 @@ def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
         lengths.append(len(label))
     return {
         "x": torch.from_numpy(np.stack(xs)[:, None]),
+        "geometry": torch.from_numpy(np.stack(geometry)),
         "status": torch.tensor(statuses, dtype=torch.long),
         "targets": torch.tensor(targets, dtype=torch.long),
         "lengths": torch.tensor(lengths, dtype=torch.long),
@@ -110,9 +116,9 @@ def collate(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
     }
 
 
-def collate_repeated(batch: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
+def collate_repeated(batch: list[Field]) -> dict[str, Any]:
     """:func:`collate` for fields framed several ways: each view becomes its own input."""
-    flat = [(x, status, text) for views, status, text in batch for x in views]
+    flat = [(x, g, status, text) for views, g, status, text in batch for x in views]
     return collate(flat)
 
 
@@ -190,8 +196,9 @@ def losses(
     """
     device = next(model.parameters()).device
     x = batch["x"].to(device).contiguous(memory_format=torch.channels_last)
+    geometry = batch["geometry"].to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        ctc_logits, status_logits = model(x)
+        ctc_logits, status_logits = model(x, geometry)
     ctc_logits, status_logits = ctc_logits.float(), status_logits.float()
     log_probs = ctc_logits.log_softmax(2).transpose(0, 1)  # (T, N, C)
     n, t = ctc_logits.shape[0], ctc_logits.shape[1]
@@ -237,19 +244,23 @@ def fixed_set(dataset: SynthFields, count: int, workers: int) -> dict[str, Any]:
         parts.append(next(it))
     return {
         "x": torch.cat([p["x"] for p in parts])[:count],
+        "geometry": torch.cat([p["geometry"] for p in parts])[:count],
         "status": torch.cat([p["status"] for p in parts])[:count],
         "texts": [t for p in parts for t in p["texts"]][:count],
     }
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Logits for a stack of inputs, in chunks: ``(N, T, C)`` and ``(N, 4)`` numpy arrays."""
+def predict(
+    model: nn.Module, x: torch.Tensor, geometry: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits for a stack of inputs and their ink geometry, in chunks: ``(N, T, C)`` and
+    ``(N, 4)`` numpy arrays."""
     model.eval()
     device = next(model.parameters()).device
     ctc, status = [], []
     for i in range(0, len(x), 500):
-        c, s = model(x[i : i + 500].to(device))
+        c, s = model(x[i : i + 500].to(device), geometry[i : i + 500].to(device))
         ctc.append(c.float().cpu().numpy())
         status.append(s.float().cpu().numpy())
     model.train()
@@ -331,6 +342,7 @@ def export_onnx(model: nn.Module, path: Path) -> None:
     model.eval()
     model = in_memory_format(model, torch.contiguous_format)
     dummy = torch.zeros(2, 1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH)
+    geometry = torch.zeros(2, rd.GEOMETRY_SIZE) if cast(Any, model).n_geometry else None
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (dynamo=False): it needs no extra
         # packages and gives a plain graph onnxruntime and OpenCV's dnn both load.
@@ -340,18 +352,21 @@ def export_onnx(model: nn.Module, path: Path) -> None:
         # The LSTM starts from zero states, not state inputs, so any batch size runs
         # (tests/test_reader.py compares batched and single reads).
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
-        _export(model, dummy, path)
+        _export(model, dummy, geometry, path)
 
 
-def _export(model: nn.Module, dummy: torch.Tensor, path: Path) -> None:
+def _export(
+    model: nn.Module, dummy: torch.Tensor, geometry: torch.Tensor | None, path: Path
+) -> None:
+    inputs = {"image": dummy} if geometry is None else {"image": dummy, "geometry": geometry}
     torch.onnx.export(
         model,
-        (dummy,),
+        tuple(inputs.values()),
         str(path),
-        input_names=["image"],
+        input_names=list(inputs),
         output_names=["ctc_logits", "status_logits"],
         dynamic_axes={
-            "image": {0: "batch"},
+            **{name: {0: "batch"} for name in inputs},
             "ctc_logits": {0: "batch"},
             "status_logits": {0: "batch"},
         },
@@ -456,6 +471,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of number fields written in faint pencil "
         "(see training.synth.FAINT_NUMBER_DARKNESS)",
     )
+    # Model 1.5 called 6 of 5 000 lone validation "1"s blank (4 plainly upright in the middle
+    # of the box): framed, they look like a piece of a box side left in a blank field.  With
+    # 1 the network also reads where the ink lay in the crop (grader.read.ink_geometry).
+    p.add_argument(
+        "--ink-geometry",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="also give the network where the ink lay in the crop before framing "
+        "(a second ONNX input)",
+    )
     # With one view per field, synthesis held the trainer at 0.25 s per step against 0.15 s
     # for the network alone (bench/train_speed.py); framing each field two ways halves it per
     # input, and trains the framings the reader averages at run time.  Model 1.4: 2.
@@ -506,12 +532,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 RECIPE_KEYS = (
     "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "digit_warp",
     "channels", "hidden", "field_views", "ema", "barred_sevens", "decimal_commas",
-    "faint_numbers",
+    "faint_numbers", "ink_geometry",
 )
 # The value of each recipe option that checkpoints written before it existed were trained with.
 RECIPE_DEFAULTS_BEFORE = {
     "digit_warp": 0.0, "field_views": 1, "ema": 0.0, "barred_sevens": 0.0, "decimal_commas": 0.0,
-    "faint_numbers": 0.0,
+    "faint_numbers": 0.0, "ink_geometry": 0,
 }
 
 
@@ -608,6 +634,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "barred_seven_share": args.barred_sevens,
         "decimal_comma_share": args.decimal_commas,
         "faint_number_share": args.faint_numbers,
+        "ink_geometry": args.ink_geometry,
         "weight_average_decay": args.ema,
         "legs": list(done.legs),
         "torch": torch.__version__,
@@ -814,7 +841,7 @@ def fit_calibration(
 def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> None:
     """Calibrate on val, choose the threshold, export ONNX and write reader.json."""
     val = validation_fields(args)
-    per_view = [predict(model, val["x"][:, None, v]) for v in range(args.views)]
+    per_view = [predict(model, val["x"][:, None, v], val["geometry"]) for v in range(args.views)]
     fitted = fit_calibration(per_view, val, args.target_error)
     args.out.mkdir(parents=True, exist_ok=True)
     export_onnx(model, args.out / "reader.onnx")
@@ -826,6 +853,7 @@ def finish(args: argparse.Namespace, model: nn.Module, run: dict[str, Any]) -> N
             "shape": [1, rd.INPUT_HEIGHT, rd.INPUT_WIDTH],
             "batch_size": 64,
             "preprocess": "grader.read.preprocess",
+            **({"geometry": "grader.read.ink_geometry"} if args.ink_geometry else {}),
         },
         "normalisation": {"mean": MEAN, "std": STD, "input": "ink 0..1 after preprocess"},
         "alphabet": hw.ALPHABET,
@@ -844,7 +872,8 @@ def recalibrate(args: argparse.Namespace) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     reader = rd.Reader(args.out, threads=args.threads)
     val = validation_fields(args)
-    per_view = [reader.network(np.ascontiguousarray(val["x"][:, None, v].numpy()))
+    geometry = val["geometry"].numpy()
+    per_view = [reader.network(np.ascontiguousarray(val["x"][:, None, v].numpy()), geometry)
                 for v in range(args.views)]
     config.update(fit_calibration(per_view, val, args.target_error))
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -868,6 +897,7 @@ def main(argv: list[str] | None = None) -> int:
         n_status=len(rd.STATUSES),
         widths=args.channels,
         hidden=args.hidden,
+        n_geometry=rd.GEOMETRY_SIZE if args.ink_geometry else 0,
     )
     # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
     model = in_memory_format(model, torch.channels_last)
