@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import handwriting as hw  # noqa: E402
-from grader.read import Reader, Reading, clean_ink, frame_ink  # noqa: E402
+from grader.read import Reader, Reading, clean_ink, frame_ink, ink_geometry  # noqa: E402
 from training.synth import FieldSample, Synthesizer  # noqa: E402
 
 BENCH_STREAM = 2  # training uses stream 0 and calibration stream 1
@@ -178,6 +178,8 @@ def time_reader(reader: Reader, crops: Sequence[np.ndarray]) -> dict[str, float]
         ink = clean_ink(c)
         for view in reader.views:
             frame_ink(ink, view)
+        if reader.reads_geometry:
+            ink_geometry(ink)
     pre = time.perf_counter() - t0
     t0 = time.perf_counter()
     reader.logits(crops, reader.views)

@@ -471,9 +471,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of number fields written in faint pencil "
         "(see training.synth.FAINT_NUMBER_DARKNESS)",
     )
-    # Model 1.5 called 6 of 5 000 lone validation "1"s blank (4 plainly upright in the middle
-    # of the box): framed, they look like a piece of a box side left in a blank field.  With
-    # 1 the network also reads where the ink lay in the crop (grader.read.ink_geometry).
+    # With 1 the network also reads where the ink lay in the crop (grader.read.ink_geometry):
+    # framed, a lone "1" looks like a piece of a box side left in a blank field.  0 in 1.5;
+    # one run with 1 called more lone "1"s blank, not fewer (their strokes are too thin, not
+    # misplaced) and reviewed fewer fields (docs/benchmarks.md, "Where the ink lay").
     p.add_argument(
         "--ink-geometry",
         type=int,
