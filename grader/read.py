@@ -807,7 +807,7 @@ class Reader:
         # would change what a confidence means.
         self.views = VIEWS[: int(calibration.get("views", 1))]
         self._session = self._open(directory / "reader.onnx", threads)
-        # Models from 1.6 on also read where the ink lay in the crop (see ink_geometry).
+        # A model trained with --ink-geometry also reads where the ink lay (ink_geometry).
         self.reads_geometry = any(i.name == "geometry" for i in self._session.get_inputs())
 
     def _open(self, path: Path, threads: int) -> Any:

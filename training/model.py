@@ -2,9 +2,8 @@
 
 Input ``(N, 1, 32, 128)`` normalised ink and, for a network built with ``n_geometry`` 4,
 ``(N, 4)`` figures of where that ink lay in the crop (see :func:`grader.read.ink_geometry`).
-Outputs ``ctc_logits`` ``(N, 32, 13)`` (class 0 is the
-CTC blank, then ``0-9 - .``) and ``status_logits`` ``(N, 4)`` (number, blank, smudge,
-crossed_out).
+Outputs ``ctc_logits`` ``(N, 32, 13)`` (class 0 is the CTC blank, then ``0-9 - .``) and
+``status_logits`` ``(N, 4)`` (number, blank, smudge, crossed_out).
 """
 
 from __future__ import annotations
@@ -64,13 +63,12 @@ class ReaderNet(nn.Module):
         self, x: torch.Tensor, geometry: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x).squeeze(2).transpose(1, 2)  # (N, T, e)
-        extra: list[torch.Tensor] = []
-        if self.n_geometry:
-            if geometry is None:
-                raise ValueError("this network also reads the ink's place in the crop")
-            extra = [geometry.to(f.dtype)]
-            f = torch.cat([f, extra[0][:, None, :].expand(-1, f.shape[1], -1)], dim=2)
+        if self.n_geometry and geometry is None:
+            raise ValueError("this network also reads the ink's place in the crop")
+        place = geometry.to(f.dtype) if self.n_geometry and geometry is not None else None
+        if place is not None:
+            f = torch.cat([f, place[:, None, :].expand(-1, f.shape[1], -1)], dim=2)
         seq, _ = self.rnn(f)
         seq = self.dropout(seq)
-        pooled = torch.cat([seq.mean(dim=1), seq.amax(dim=1), *extra], dim=1)
-        return self.ctc(seq), self.status(pooled)
+        pooled = [seq.mean(dim=1), seq.amax(dim=1)] + ([place] if place is not None else [])
+        return self.ctc(seq), self.status(torch.cat(pooled, dim=1))
