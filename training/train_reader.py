@@ -474,7 +474,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # With 1 the network also reads where the ink lay in the crop (grader.read.ink_geometry):
     # framed, a lone "1" looks like a piece of a box side left in a blank field.  0 in 1.5;
     # one run with 1 called more lone "1"s blank, not fewer (their strokes are too thin, not
-    # misplaced) and reviewed fewer fields (docs/benchmarks.md, "Where the ink lay").
+    # misplaced) and reviewed fewer fields (docs/benchmarks.md, "Where the ink lay"); a second,
+    # with commas, reviewed as many as 1.5 ("Ink geometry with decimal commas").
     p.add_argument(
         "--ink-geometry",
         type=int,
