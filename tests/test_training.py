@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synth import Synthesizer, TrainingGlyphs, bar_seven, warp_glyph
+from training.synth import Synthesizer, TrainingGlyphs, bar_seven, thin_stroke, warp_glyph
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -185,6 +185,57 @@ def test_without_barred_sevens_the_streams_are_unchanged() -> None:
         assert np.array_equal(a.image, b.image)
 
 
+def one_image(width: int) -> np.ndarray:
+    """A synthetic upright "1" of ``width`` px, ``float32`` ``(28, 28)`` in 0..1."""
+    img = np.zeros((28, 28), np.float32)
+    img[4:24, 13 : 13 + width] = 1.0
+    return img
+
+
+def ink_rows_and_width(img: np.ndarray) -> tuple[int, float]:
+    inked = img > 0.5
+    per_row = inked.sum(axis=1)
+    return int((per_row > 0).sum()), float(np.median(per_row[per_row > 0]))
+
+
+def test_a_thinned_one_is_narrower_and_as_tall() -> None:
+    img = one_image(4)
+    for i in range(10):
+        out = thin_stroke(img, np.random.default_rng([13, i]))
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert np.all(out <= img)  # nothing drawn, only taken away
+        rows, width = ink_rows_and_width(out)
+        assert rows == 20 and width in (2.0, 3.0)
+
+
+def test_a_stroke_too_thin_to_thin_is_left_as_it_is() -> None:
+    img = one_image(1)
+    assert np.array_equal(thin_stroke(img, np.random.default_rng(0)), img)
+    two = one_image(2)  # two passes would erase it: one pass at most
+    assert all(ink_rows_and_width(thin_stroke(two, np.random.default_rng(i)))[1] == 1.0
+               for i in range(6))
+
+
+def test_thin_ones_apply_to_their_share_of_ones_only() -> None:
+    rng = np.random.default_rng(14)
+    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, thin_one_share=1.0)
+    assert not any(np.array_equal(always.glyph("1", rng), digit_image()) for _ in range(10))
+    for char in "47-":  # SevenGlyphs draws the same image for every character
+        assert all(np.array_equal(always.glyph(char, rng), digit_image()) for _ in range(5))
+    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, thin_one_share=0.5)
+    thinned = sum(not np.array_equal(half.glyph("1", rng), digit_image()) for _ in range(60))
+    assert 15 <= thinned <= 45
+
+
+def test_without_thin_ones_the_streams_are_unchanged() -> None:
+    plain = Synthesizer(SevenGlyphs(), digit_warp_share=0.5)
+    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.5, thin_one_share=0.0)
+    for i in range(5):
+        a = plain.render("1", "number", np.random.default_rng([15, i]))
+        b = explicit.render("1", "number", np.random.default_rng([15, i]))
+        assert np.array_equal(a.image, b.image)
+
+
 def test_decimal_commas_change_the_ink_but_keep_the_point_as_label() -> None:
     point, comma = Synthesizer(None), Synthesizer(None, decimal_comma_share=1.0)
     for i in range(4):
@@ -296,6 +347,14 @@ def test_bf16_is_chosen_only_where_the_cpu_has_it_natively(tmp_path: Path) -> No
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # ARM: no x86 flags
     assert train_reader.cpu_flags(cpuinfo) is None
     assert train_reader.cpu_flags(tmp_path / "missing") is None
+
+
+def test_asking_for_bf16_on_a_cpu_that_would_emulate_it_is_warned_about() -> None:
+    warning = train_reader.emulated_precision_warning("bf16", "cpu", native=False)
+    assert warning is not None and "fp32" in warning
+    assert train_reader.emulated_precision_warning("bf16", "cpu", native=True) is None
+    assert train_reader.emulated_precision_warning("bf16", "cuda", native=False) is None
+    assert train_reader.emulated_precision_warning("fp32", "cpu", native=False) is None
 
 
 def test_bf16_and_fp32_losses_agree() -> None:

@@ -77,6 +77,7 @@ class TrainingGlyphs:
         digit_stroke_share: float = 0.0,
         digit_warp_share: float = 0.0,
         barred_seven_share: float = 0.0,
+        thin_one_share: float = 0.0,
     ) -> None:
         self.mnist = mnist
         self.strokes = hw.StrokeGlyphs()
@@ -84,6 +85,7 @@ class TrainingGlyphs:
         self.digit_stroke_share = digit_stroke_share if mnist is not None else 1.0
         self.digit_warp_share = digit_warp_share
         self.barred_seven_share = barred_seven_share
+        self.thin_one_share = thin_one_share
 
     def glyph(self, char: str, rng: np.random.Generator) -> np.ndarray:
         """A glyph of ``char``: ``float32`` ``(28, 28)`` ink in ``0..1``."""
@@ -98,6 +100,8 @@ class TrainingGlyphs:
             glyph = bar_seven(glyph, rng)
         if char.isdigit() and self.digit_warp_share > 0 and rng.random() < self.digit_warp_share:
             glyph = warp_glyph(glyph, rng)
+        if char == "1" and self.thin_one_share > 0 and rng.random() < self.thin_one_share:
+            glyph = thin_stroke(glyph, rng)
         return glyph
 
 
@@ -148,6 +152,41 @@ def stroke_width(glyph: np.ndarray) -> float:
     return 2.0 * float(mask.sum()) / max(outline, 1)
 
 
+# Model 1.5 reads a lone "1" as a blank box when its stroke is thin: most of the ones it
+# misses are 2 px wide on the network's input, where the 5th percentile of those it reads is
+# 3 px, and a blank box's leftover piece of side is such a thin upright bar.  Thinning a
+# share of the training ones (``thin_one_share``) gives more such strokes that mean "1".
+# Horizontal grey erosion narrows an upright stroke by a pixel per pass and keeps its length.
+THIN_PASSES = (1, 2)
+THIN_KEEP_INK = 0.35  # a thinned glyph keeps at least this share of its inked pixels
+THIN_KEEP_HEIGHT = 0.85  # and of its inked height, or it is drawn with fewer passes
+
+
+def thin_stroke(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of a ``float32`` ``(H, W)`` glyph (ink 0..1) with narrower upright strokes.
+
+    One or two passes of a two-pixel horizontal erosion, fewer where more would break the
+    stroke; the glyph unchanged where even one pass would.
+    """
+    inked = glyph > 0.5
+    rows = np.flatnonzero(inked.any(axis=1))
+    if len(rows) == 0:
+        return glyph
+    height = rows[-1] - rows[0] + 1
+    kernel = np.ones((1, 2), np.uint8)
+    for passes in range(int(rng.integers(THIN_PASSES[0], THIN_PASSES[1] + 1)), 0, -1):
+        thinned = cv2.erode(glyph, kernel, iterations=passes)
+        kept = thinned > 0.5
+        kept_rows = np.flatnonzero(kept.any(axis=1))
+        if (
+            kept.sum() >= THIN_KEEP_INK * inked.sum()
+            and len(kept_rows) > 0
+            and kept_rows[-1] - kept_rows[0] + 1 >= THIN_KEEP_HEIGHT * height
+        ):
+            return thinned
+    return glyph
+
+
 # Elastic warp of one MNIST glyph: a smooth random displacement field (Gaussian-filtered noise,
 # in pixels of the 28 x 28 image) plus a small rotation and shear.  The 55 000 training digits
 # come from a few hundred writers; warping each draw makes new, still legible shapes of the same
@@ -192,7 +231,8 @@ class Synthesizer:
     handwriting when no data is installed); in the other numbers, each symbol and each digit
     is procedural with ``symbol_stroke_share`` and ``digit_stroke_share``, and each MNIST digit
     is elastically warped with ``digit_warp_share``, and each MNIST seven given a bar through
-    its stem with ``barred_seven_share`` (see :class:`TrainingGlyphs`).  A share
+    its stem with ``barred_seven_share``, and each MNIST one thinned with ``thin_one_share``
+    (see :class:`TrainingGlyphs`).  A share
     ``decimal_comma_share`` of the numbers with a decimal point are written with a decimal comma
     instead, still labelled with the point: the reader reads a comma as ``.``.
     ``ink_darkness`` fixes how dark the writing is (see :func:`grader.handwriting.draw_ink`);
@@ -210,12 +250,18 @@ class Synthesizer:
         poor_capture_share: float = 0.0,
         digit_warp_share: float = 0.0,
         barred_seven_share: float = 0.0,
+        thin_one_share: float = 0.0,
         decimal_comma_share: float = 0.0,
         ink_darkness: float | None = None,
         faint_number_share: float = 0.0,
     ) -> None:
         self.mnist_like = TrainingGlyphs(
-            mnist, symbol_stroke_share, digit_stroke_share, digit_warp_share, barred_seven_share
+            mnist,
+            symbol_stroke_share,
+            digit_stroke_share,
+            digit_warp_share,
+            barred_seven_share,
+            thin_one_share,
         )
         self.strokes = hw.StrokeGlyphs()
         self.stroke_share = stroke_share if mnist is not None else 1.0
