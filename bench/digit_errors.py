@@ -9,6 +9,7 @@ confusions; with ``--save DIR`` it writes each wrong digit's network input, one 
 kind, for a look.
 
     .venv/bin/python bench/digit_errors.py [--count 5000] [--model-dir DIR] [--save DIR]
+        [--bar-sevens] [--thin-ones]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np  # noqa: E402
 from bench.reader import lone_digit_crops, read_all  # noqa: E402
 from grader import handwriting as hw  # noqa: E402
 from grader.read import Reader, Reading, preprocess  # noqa: E402
-from training.synth import bar_seven  # noqa: E402
+from training.synth import bar_seven, thin_stroke  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,21 @@ def error_kind(truth: str, reading: Reading) -> str:
     return "extra or other characters"
 
 
-def barred_sevens(seed: int) -> Callable[[str, np.ndarray, int], np.ndarray]:
-    """An edit for :func:`lone_digit_crops` that draws every seven with a bar (seeded)."""
+Edit = Callable[[str, np.ndarray, int], np.ndarray]
+
+
+def glyph_edits(seed: int, bar_sevens: bool, thin_ones: bool) -> Edit | None:
+    """An edit for :func:`lone_digit_crops` that draws every seven with a bar and every one
+    thinner, as asked (seeded), or None when neither is."""
+    if not (bar_sevens or thin_ones):
+        return None
 
     def edit(digit: str, image: np.ndarray, n: int) -> np.ndarray:
-        return bar_seven(image, np.random.default_rng([seed, 7, n])) if digit == "7" else image
+        if digit == "7" and bar_sevens:
+            return bar_seven(image, np.random.default_rng([seed, 7, n]))
+        if digit == "1" and thin_ones:
+            return thin_stroke(image, np.random.default_rng([seed, 1, n]))
+        return image
 
     return edit
 
@@ -87,13 +98,18 @@ def main() -> int:
         action="store_true",
         help="draw every seven with a bar through its stem (training.synth.bar_seven)",
     )
+    p.add_argument(
+        "--thin-ones",
+        action="store_true",
+        help="draw every one with a thinner stroke (training.synth.thin_stroke)",
+    )
     args = p.parse_args()
     if not (args.data_dir / "mnist").is_dir():
         print(f"no data at {args.data_dir}: this tool needs MNIST (set --data-dir)")
         return 2
     reader = Reader(args.model_dir, threads=1)
     glyphs = hw.MnistGlyphs(args.data_dir, "val")
-    edit = barred_sevens(args.seed) if args.bar_sevens else None
+    edit = glyph_edits(args.seed, args.bar_sevens, args.thin_ones)
     crops, labels = lone_digit_crops(glyphs, args.count, args.seed, clean=True, edit=edit)
     readings = read_all(reader, crops)
     kinds = [error_kind(t, r) for t, r in zip(labels, readings, strict=True)]
@@ -113,6 +129,10 @@ def main() -> int:
     print(f"  sevens{' (all barred)' if args.bar_sevens else ''}: {len(sevens)}, "
           f"{100 * sevens.count('') / max(len(sevens), 1):.2f} % read right, "
           f"{sevens.count('no value (crossed_out)')} called crossed out")
+    ones = [kind for truth, kind in zip(labels, kinds, strict=True) if truth == "1"]
+    print(f"  ones{' (all thinned)' if args.thin_ones else ''}: {len(ones)}, "
+          f"{100 * ones.count('') / max(len(ones), 1):.2f} % read right, "
+          f"{ones.count('no value (blank)')} called blank")
     if args.save:
         save_sheets(by_kind, args.save)
         print(f"inputs of the misses written to {args.save}")

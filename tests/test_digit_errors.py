@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
-from bench.digit_errors import error_kind
+from bench.digit_errors import error_kind, glyph_edits
 from bench.reader import by_length, decimal_mark_tier, decimal_texts, digit_count
 from grader import handwriting as hw
 from grader.read import Capture, Reader, Reading
@@ -21,6 +22,20 @@ def test_each_wrong_reading_of_a_lone_digit_gets_its_kind() -> None:
     assert error_kind("1", Reading(None, "blank", 1.0)) == "no value (blank)"
     assert error_kind("4", Reading("41", "number", 0.6)) == "extra or other characters"
     assert error_kind("5", Reading("-5", "number", 0.6)) == "extra or other characters"
+
+
+def test_the_stress_edits_change_only_the_digit_they_are_for() -> None:
+    assert glyph_edits(0, bar_sevens=False, thin_ones=False) is None
+    glyph = np.zeros((28, 28), np.float32)
+    cv2.line(glyph, (8, 5), (20, 5), 1.0, 3)  # a seven's top and a stem four pixels wide
+    glyph[5:24, 12:16] = 1.0
+    sevens, ones = glyph_edits(0, True, False), glyph_edits(0, False, True)
+    assert sevens is not None and ones is not None
+    assert not np.array_equal(sevens("7", glyph, 0), glyph)
+    assert np.array_equal(sevens("1", glyph, 0), glyph)
+    thinned = ones("1", glyph, 0)
+    assert (thinned > 0.5).sum() < (glyph > 0.5).sum()
+    assert np.array_equal(ones("7", glyph, 0), glyph) and np.array_equal(ones("4", glyph, 0), glyph)
 
 
 def test_fields_are_counted_by_the_digits_of_the_number_written() -> None:
