@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -165,26 +166,6 @@ def test_a_seven_without_a_single_stem_is_left_as_it_is() -> None:
     assert np.array_equal(bar_seven(flat, np.random.default_rng(0)), flat)
 
 
-def test_barred_sevens_apply_to_their_share_of_sevens_only() -> None:
-    rng = np.random.default_rng(12)
-    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, barred_seven_share=1.0)
-    assert not any(np.array_equal(always.glyph("7", rng), digit_image()) for _ in range(10))
-    for char in "14-":  # SevenGlyphs draws the same image for every character
-        assert all(np.array_equal(always.glyph(char, rng), digit_image()) for _ in range(5))
-    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, barred_seven_share=0.5)
-    barred = sum(not np.array_equal(half.glyph("7", rng), digit_image()) for _ in range(60))
-    assert 15 <= barred <= 45
-
-
-def test_without_barred_sevens_the_streams_are_unchanged() -> None:
-    plain = Synthesizer(SevenGlyphs(), digit_warp_share=0.5)
-    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.5, barred_seven_share=0.0)
-    for i in range(5):
-        a = plain.sample(np.random.default_rng([7, i]))
-        b = explicit.sample(np.random.default_rng([7, i]))
-        assert np.array_equal(a.image, b.image)
-
-
 def one_image(width: int) -> np.ndarray:
     """A synthetic upright "1" of ``width`` px, ``float32`` ``(28, 28)`` in 0..1."""
     img = np.zeros((28, 28), np.float32)
@@ -216,23 +197,28 @@ def test_a_stroke_too_thin_to_thin_is_left_as_it_is() -> None:
                for i in range(6))
 
 
-def test_thin_ones_apply_to_their_share_of_ones_only() -> None:
-    rng = np.random.default_rng(14)
-    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, thin_one_share=1.0)
-    assert not any(np.array_equal(always.glyph("1", rng), digit_image()) for _ in range(10))
-    for char in "47-":  # SevenGlyphs draws the same image for every character
+@pytest.mark.parametrize(
+    ("digit", "option"), [("7", "barred_seven_share"), ("1", "thin_one_share")]
+)
+def test_a_glyph_edit_applies_to_its_share_of_its_digit_only(digit: str, option: str) -> None:
+    rng = np.random.default_rng(12)
+    always = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, **{option: 1.0})
+    assert not any(np.array_equal(always.glyph(digit, rng), digit_image()) for _ in range(10))
+    for char in "147-".replace(digit, ""):  # SevenGlyphs draws one image for every character
         assert all(np.array_equal(always.glyph(char, rng), digit_image()) for _ in range(5))
-    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, thin_one_share=0.5)
-    thinned = sum(not np.array_equal(half.glyph("1", rng), digit_image()) for _ in range(60))
-    assert 15 <= thinned <= 45
+    half = TrainingGlyphs(SevenGlyphs(), symbol_stroke_share=0.0, **{option: 0.5})
+    edited = sum(not np.array_equal(half.glyph(digit, rng), digit_image()) for _ in range(60))
+    assert 15 <= edited <= 45
 
 
-def test_without_thin_ones_the_streams_are_unchanged() -> None:
+@pytest.mark.parametrize("option", ["barred_seven_share", "thin_one_share"])
+def test_without_a_glyph_edit_the_streams_are_unchanged(option: str) -> None:
     plain = Synthesizer(SevenGlyphs(), digit_warp_share=0.5)
-    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.5, thin_one_share=0.0)
+    off: dict[str, Any] = {option: 0.0}  # Any: Synthesizer's other arguments are not floats
+    explicit = Synthesizer(SevenGlyphs(), digit_warp_share=0.5, **off)
     for i in range(5):
-        a = plain.render("1", "number", np.random.default_rng([15, i]))
-        b = explicit.render("1", "number", np.random.default_rng([15, i]))
+        a = plain.render("71", "number", np.random.default_rng([7, i]))
+        b = explicit.render("71", "number", np.random.default_rng([7, i]))
         assert np.array_equal(a.image, b.image)
 
 
