@@ -469,7 +469,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     # Model 1.5 read 6 of 565 lone validation "1"s as blank boxes, most of them thin strokes
     # (training.synth.thin_stroke); every run with another option called more of them blank
-    # (9-16).  Not yet trained with (0 in 1.5).
+    # (9-16).  0 in 1.5: a half-length run with 0.3 still called thinned ones blank and
+    # reviewed a third more calibration fields (docs/benchmarks.md, "Thinner ones").
     p.add_argument(
         "--thin-ones",
         type=float,
