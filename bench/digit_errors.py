@@ -70,6 +70,16 @@ def glyph_edits(seed: int, bar_sevens: bool, thin_ones: bool) -> Edit | None:
     return edit
 
 
+def digit_summary(
+    labels: list[str], kinds: list[str], digit: str, name: str, status: str
+) -> str:
+    """One line on the lone ``digit``s: how many, the share read right, and how many were
+    called ``status`` (the no-value status its known misses take)."""
+    own = [kind for truth, kind in zip(labels, kinds, strict=True) if truth == digit]
+    return (f"  {name}: {len(own)}, {100 * own.count('') / max(len(own), 1):.2f} % read right, "
+            f"{own.count(f'no value ({status})')} called {status.replace('_', ' ')}")
+
+
 def save_sheets(misses_by_kind: dict[str, list[Miss]], folder: Path) -> None:
     """One image per kind of error: the network inputs of its misses, one above the other."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,14 +135,10 @@ def main() -> int:
         pairs = Counter(f"{m.truth}>{m.reading.text or '-'}" for m in misses).most_common(8)
         print(f"  {kind:<28} {len(misses):4d}  ({confident} at or above the threshold)  "
               + ", ".join(f"{pair} x{k}" for pair, k in pairs))
-    sevens = [kind for truth, kind in zip(labels, kinds, strict=True) if truth == "7"]
-    print(f"  sevens{' (all barred)' if args.bar_sevens else ''}: {len(sevens)}, "
-          f"{100 * sevens.count('') / max(len(sevens), 1):.2f} % read right, "
-          f"{sevens.count('no value (crossed_out)')} called crossed out")
-    ones = [kind for truth, kind in zip(labels, kinds, strict=True) if truth == "1"]
-    print(f"  ones{' (all thinned)' if args.thin_ones else ''}: {len(ones)}, "
-          f"{100 * ones.count('') / max(len(ones), 1):.2f} % read right, "
-          f"{ones.count('no value (blank)')} called blank")
+    print(digit_summary(labels, kinds, "7", "sevens (all barred)" if args.bar_sevens
+                        else "sevens", "crossed_out"))
+    print(digit_summary(labels, kinds, "1", "ones (all thinned)" if args.thin_ones
+                        else "ones", "blank"))
     if args.save:
         save_sheets(by_kind, args.save)
         print(f"inputs of the misses written to {args.save}")

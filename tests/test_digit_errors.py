@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from bench.digit_errors import error_kind, glyph_edits
+from bench.digit_errors import digit_summary, error_kind, glyph_edits
 from bench.reader import by_length, decimal_mark_tier, decimal_texts, digit_count
 from grader import handwriting as hw
 from grader.read import Capture, Reader, Reading
@@ -22,6 +22,13 @@ def test_each_wrong_reading_of_a_lone_digit_gets_its_kind() -> None:
     assert error_kind("1", Reading(None, "blank", 1.0)) == "no value (blank)"
     assert error_kind("4", Reading("41", "number", 0.6)) == "extra or other characters"
     assert error_kind("5", Reading("-5", "number", 0.6)) == "extra or other characters"
+
+
+def test_the_summary_of_one_digit_counts_its_misses_of_that_status() -> None:
+    labels = ["7", "7", "7", "7", "1"]
+    kinds = ["", "no value (crossed_out)", "another digit", "", "no value (crossed_out)"]
+    assert (digit_summary(labels, kinds, "7", "sevens", "crossed_out")
+            == "  sevens: 4, 50.00 % read right, 1 called crossed out")
 
 
 def test_the_stress_edits_change_only_the_digit_they_are_for() -> None:

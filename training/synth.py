@@ -169,22 +169,21 @@ def thin_stroke(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     stroke; the glyph unchanged where even one pass would.
     """
     inked = glyph > 0.5
-    rows = np.flatnonzero(inked.any(axis=1))
-    if len(rows) == 0:
-        return glyph
-    height = rows[-1] - rows[0] + 1
+    height = _inked_height(inked)
     kernel = np.ones((1, 2), np.uint8)
     for passes in range(int(rng.integers(THIN_PASSES[0], THIN_PASSES[1] + 1)), 0, -1):
         thinned = cv2.erode(glyph, kernel, iterations=passes)
         kept = thinned > 0.5
-        kept_rows = np.flatnonzero(kept.any(axis=1))
-        if (
-            kept.sum() >= THIN_KEEP_INK * inked.sum()
-            and len(kept_rows) > 0
-            and kept_rows[-1] - kept_rows[0] + 1 >= THIN_KEEP_HEIGHT * height
-        ):
+        if (kept.sum() >= THIN_KEEP_INK * inked.sum()
+                and _inked_height(kept) >= THIN_KEEP_HEIGHT * height > 0):
             return thinned
     return glyph
+
+
+def _inked_height(mask: np.ndarray) -> int:
+    """Rows from the first inked one to the last (0 for no ink)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
 
 
 # Elastic warp of one MNIST glyph: a smooth random displacement field (Gaussian-filtered noise,
