@@ -19,6 +19,7 @@ import pytest
 
 from grader.score import TeacherReading
 from grader.simulate_class import simulate_class
+from worker.commands.grade_cmd import print_summary
 from worker.jobs import GradeRequest, grade_batch
 from worksheets.errors import OutputFolderError
 from worksheets.publish import publish
@@ -190,3 +191,28 @@ def test_a_results_folder_that_is_a_file_is_a_clear_error(class_photos, tmp_path
     with pytest.raises(OutputFolderError, match="is a file, not a folder"):
         grade_batch(GradeRequest(class_photos["key_path"], [class_photos["photos"]], taken),
                     reader=BlankReader())
+
+
+class CreditingReader(UnsureReader):
+    """An unsure reader whose model has a calibrated key-match threshold."""
+
+    key_match_threshold = 0.6
+
+
+@pytest.mark.parametrize(("reader", "credit", "unavailable"), [
+    (UnsureReader(), True, True),
+    (CreditingReader(), True, False),
+    (UnsureReader(), False, False),
+])
+def test_a_worksheet_asking_for_crediting_is_told_when_the_reader_cannot(
+        class_photos, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        reader: UnsureReader, credit: bool, unavailable: bool) -> None:
+    key = json.loads(Path(class_photos["key_path"]).read_text())
+    key_path = tmp_path / "key.json"
+    key_path.write_text(json.dumps({**key, "credit_expected_answers": credit}))
+    out = tmp_path / "results"
+    summary = grade_batch(GradeRequest(key_path, [class_photos["photos"]], out), reader=reader)
+    assert summary.crediting_unavailable is unavailable
+    print_summary(summary, out)
+    said = "no calibrated key-match threshold" in capsys.readouterr().out
+    assert said is unavailable

@@ -104,6 +104,8 @@ class GradeSummary:
     # Readings the reader doubted, credited as the expected answer (credit_expected_answers).
     fields_credited: int = 0
     identity_reviews: int = 0
+    # The worksheet asks to credit such readings, but the reader has no key-match threshold.
+    crediting_unavailable: bool = False
     seconds: float = 0.0
     outputs: dict[str, Path] = field(default_factory=dict)
 
@@ -241,7 +243,8 @@ def grade_batch(
     key = load_key(request.key_path)
     roster = resolve_roster(request, key)
     make_output_folder(request.out_dir)
-    summary = GradeSummary(worksheet_id=key["worksheet_id"])
+    summary = GradeSummary(worksheet_id=key["worksheet_id"],
+                           crediting_unavailable=crediting_unavailable(key, reader))
     with open_store(request.database_url, request.out_dir) as store:
         store.save_key(key)
         store.save_roster(key["worksheet_id"], roster)
@@ -326,6 +329,19 @@ def count(summary: GradeSummary, result: PageResult) -> None:
     else:
         summary.errors[result.status] += 1
         summary.error_pages.append((result.source, result.message))
+
+
+def crediting_unavailable(key: dict[str, Any], reader: ReaderLike | None) -> bool:
+    """Whether the worksheet asks to credit doubted readings of the expected answer while the
+    reader (the packaged one where none is given) has no calibrated key-match threshold, so
+    that those readings wait in review all the same."""
+    if not key.get("credit_expected_answers"):
+        return False
+    if reader is None:
+        from grader.read import packaged_key_match_threshold
+
+        return packaged_key_match_threshold() is None
+    return getattr(reader, "key_match_threshold", None) is None
 
 
 def count_reviews(summary: GradeSummary, results: ClassResults) -> None:

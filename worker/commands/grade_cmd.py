@@ -119,6 +119,11 @@ def print_summary(summary: GradeSummary, out: Path) -> None:
     if summary.fields_credited:
         print(f"  {summary.fields_credited} field(s) the reader was unsure of were credited as "
               "the expected answer (credit_expected_answers); fields.csv names them")
+    if summary.crediting_unavailable:
+        print("  This worksheet asks to credit doubted readings of the expected answer "
+              "(credit_expected_answers), but the reader model has no calibrated key-match "
+              "threshold, so they wait in review instead; bench/key_match.py --write "
+              "calibrates one (see grader/models/MODEL_CARD.md)")
     print("Results:")
     for name in ("results.json", "gradebook.csv", "fields.csv", "report.html"):
         if name in summary.outputs:
