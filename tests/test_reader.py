@@ -345,14 +345,17 @@ def test_no_answer_whose_stretched_ink_reads_as_a_number_goes_to_review() -> Non
 
 
 def test_a_number_in_faint_pencil_is_never_accepted_as_an_empty_box(reader: rd.Reader) -> None:
-    # Seeds whose "47", written at 0.15 of full darkness, the network alone calls empty
-    # with confidence 0.99 or more.
+    # A "47" written at 0.15 of full darkness: the network alone calls most of these empty,
+    # many with confidence 0.99 or more (which seeds, depends on the model).
     synth = Synthesizer(None, ink_darkness=0.15)
     crops = [synth.render("47", "number", np.random.default_rng([21, i])).image
-             for i in (11, 12, 14, 17)]
-    for reading in reader.read_batch(crops):
-        assert reading.text is None and reading.needs_review
-        assert reading.alternatives[0][0] == "47"
+             for i in range(10, 30)]
+    readings = reader.read_batch(crops)
+    assert all(reading.needs_review for reading in readings)
+    # Those the faint rule doubted offer the number its second look found first.
+    doubted = [r for r in readings if r.confidence == rd.DOUBTED_EMPTY_CONFIDENCE]
+    assert len(doubted) >= 8
+    assert all(r.text is None and r.alternatives[0][0] == "47" for r in doubted)
 
 
 def test_a_page_written_in_light_pencil_has_no_answer_graded_as_missing_unseen(
