@@ -262,6 +262,34 @@ LEFT_OUT_DASH = 0.3
 # 0.35 x 0.45 = 16 % darker than the paper around it: 215 or darker even on paper of 255.
 # A crop's margin with no pixel this dark holds none, and stroke_beyond looks no further.
 BEYOND_DARKEST = 220
+# A decimal point or comma the reading left out: the network has read "5,5" as "55" and
+# "9.2" as "92" above every threshold, taking the mark for a speck.  An accepted reading
+# without a point goes to review when the ink holds a point-sized mark (see
+# unread_point_marks) among the digits.  The digits are the framed components at least
+# POINT_DIGIT_SHARE as tall as the tallest, less what is left of the box: thin upright pieces
+# (at most POINT_REMNANT_WIDTH of the crop's height wide) within POINT_REMNANT_SIDE of either
+# end, and anything reaching into the crop's top or bottom POINT_REMNANT_EDGE, where the box's
+# lines run.  A mark is ink above 0.35 reaching POINT_PEAK, at least POINT_MIN_AREA of the
+# crop's height squared, at most POINT_MAX_SIZE of the digits' band high and wide and no
+# wider than POINT_MAX_FLATNESS times its height (a dash is not a point).  Its centre lies
+# between POINT_LOW of the band down and POINT_BELOW below the band's foot (a comma's tail
+# hangs there), above POINT_FLOOR of the crop's height (the box's bottom line), clear of the
+# crop's margin (STROKE_SIDE_MARGIN) and of every digit's middle (POINT_DIGIT_CORE of its
+# width in from each side), after POINT_LEAD band heights before the first digit (".5") and
+# before the middle of the last.
+POINT_DIGIT_SHARE = 0.5
+POINT_REMNANT_WIDTH = 0.11
+POINT_REMNANT_SIDE = 0.2
+POINT_REMNANT_EDGE = 0.08
+POINT_PEAK = 0.6
+POINT_MIN_AREA = 0.0007
+POINT_MAX_SIZE = 0.5
+POINT_MAX_FLATNESS = 1.6
+POINT_LOW = 0.6
+POINT_BELOW = 0.45
+POINT_FLOOR = 0.8
+POINT_DIGIT_CORE = 0.25
+POINT_LEAD = 0.8
 
 
 def upright_stroke(ink: np.ndarray) -> bool:
@@ -397,6 +425,88 @@ def doubt_left_out_reading(reading: Reading, again: Reading, threshold: float) -
 
 def _accepted_as_empty(reading: Reading) -> bool:
     return reading.text is None and reading.status != "crossed_out" and not reading.needs_review
+
+
+Box = tuple[int, int, int, int]
+
+
+def written_digits(ink: np.ndarray) -> list[Box]:
+    """Boxes ``(x0, y0, x1, y1)`` of the framed components that stand as tall as digits,
+    without what is left of the box's lines (see POINT_DIGIT_SHARE)."""
+    h, w = ink.shape
+
+    def box_remnant(b: Box) -> bool:
+        centre = (b[0] + b[2]) / 2
+        thin_side = (b[2] - b[0] <= POINT_REMNANT_WIDTH * h
+                     and min(centre, w - centre) <= POINT_REMNANT_SIDE * h)
+        edge = POINT_REMNANT_EDGE * h
+        return thin_side or b[1] < edge or b[3] > h - edge
+
+    framed = [b for b in framed_components(ink) if not box_remnant(b)]
+    if not framed:
+        return []
+    tallest = max(b[3] - b[1] for b in framed)
+    return [b for b in framed if b[3] - b[1] >= POINT_DIGIT_SHARE * tallest]
+
+
+class _PointPlaces:
+    """Where a decimal point or comma could lie among written digits (see
+    POINT_DIGIT_SHARE), for a crop ``shape`` ``(H, W)``."""
+
+    def __init__(self, shape: tuple[int, ...], digits: Sequence[Box]) -> None:
+        self.height, self.width = shape[0], shape[1]
+        self.digits = digits
+        self.top = float(np.median([b[1] for b in digits]))
+        self.foot = float(np.median([b[3] for b in digits]))
+        self.band = max(1.0, self.foot - self.top)
+        self.first = min(b[0] for b in digits) - POINT_LEAD * self.band
+        self.last = max((b[0] + b[2]) / 2 for b in digits)
+
+    def holds(self, box: Box, area: int) -> bool:
+        """Whether a component of ``area`` pixels in ``box`` is the size of a point and lies
+        where one would."""
+        x0, y0, x1, y1 = box
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        h, band, wide, high = self.height, self.band, x1 - x0, y1 - y0
+        point_sized = (area >= POINT_MIN_AREA * h * h and max(wide, high) <= POINT_MAX_SIZE * band
+                       and wide <= POINT_MAX_FLATNESS * high + 1)
+        lowest = min(self.foot + POINT_BELOW * band, POINT_FLOOR * h)
+        low = self.top + POINT_LOW * band <= cy <= lowest
+        margin = STROKE_SIDE_MARGIN * h
+        among = max(margin, self.first) <= cx < min(self.last, self.width - margin)
+        return point_sized and low and among and not any(
+            b[0] + POINT_DIGIT_CORE * (b[2] - b[0]) < cx < b[2] - POINT_DIGIT_CORE * (b[2] - b[0])
+            for b in self.digits
+        )
+
+
+def unread_point_marks(ink: np.ndarray) -> list[Box]:
+    """Boxes of the marks in cleaned ink that could be a decimal point or comma among the
+    written digits (see POINT_DIGIT_SHARE)."""
+    digits = written_digits(ink)
+    if not digits:
+        return []
+    places = _PointPlaces(ink.shape, digits)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (ink > 0.35).astype(np.uint8), connectivity=8
+    )
+    marks: list[Box] = []
+    for i in range(1, n):
+        x, y, cw, ch, area = (int(v) for v in stats[i, :5])
+        box = (x, y, x + cw, y + ch)
+        if places.holds(box, area) and float(ink[labels == i].max()) >= POINT_PEAK:
+            marks.append(box)
+    return marks
+
+
+def doubt_unread_point(reading: Reading, ink: np.ndarray) -> Reading:
+    """``reading``, sent to review when it was accepted without a decimal point over ink that
+    holds a mark like one; its likeliest alternative with a point leads its alternatives."""
+    text = reading.text
+    if text is None or "." in text or reading.needs_review or not unread_point_marks(ink):
+        return reading
+    with_point = [(alt, p) for alt, p in reading.alternatives if alt is not None and "." in alt]
+    return doubted(reading, with_point[:1])
 
 
 def clean_ink(image: np.ndarray) -> np.ndarray:
@@ -892,14 +1002,13 @@ class Reader:
         inks = [clean_ink(c) for c in crops]
         ctc, status = self.logits_of_inks(inks, self.views)
         threshold = self.threshold_for(capture)
-        readings = [
-            doubt_empty_reading(
-                decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
-                       self.status_temperature, threshold),
-                ink,
-            )
-            for i, ink in enumerate(inks)
+        decided = [
+            decide(ctc[:, i], status[:, i], self.alphabet, self.ctc_temperature,
+                   self.status_temperature, threshold)
+            for i in range(len(inks))
         ]
+        readings = [doubt_unread_point(doubt_empty_reading(reading, ink), ink)
+                    for reading, ink in zip(decided, inks, strict=True)]
         readings = self._doubt_left_out_strokes(readings, inks, threshold)
         return self._doubt_faint_numbers(readings, inks)
 

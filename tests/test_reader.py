@@ -460,6 +460,56 @@ def test_a_number_read_without_the_stroke_beside_it_goes_to_review() -> None:
         assert doubted.alternatives[0][0] == "10" and (None, 0.0003) in doubted.alternatives
 
 
+def two_zeros(*marks: tuple[int, int, int, int]) -> np.ndarray:
+    """:func:`thin_box` holding "0 0" (digits 62 px tall, their foot at y 113) and the dark
+    ``marks`` ``(x, y, width, height)`` filled in as ellipses."""
+    crop = thin_box(45)
+    cv2.ellipse(crop, (270, 82), (22, 31), 0, 0, 360, 45, 7)
+    for x, y, w, h in marks:
+        cv2.ellipse(crop, (x, y), (w // 2, h // 2), 0, 0, 360, 45, -1)
+    return crop
+
+
+def test_a_point_among_the_digits_is_found_but_not_what_only_looks_small() -> None:
+    def marks(*drawn: tuple[int, int, int, int]) -> list[rd.Box]:
+        return rd.unread_point_marks(rd.clean_ink(two_zeros(*drawn)))
+
+    assert marks() == []
+    width = rd.clean_ink(two_zeros()).shape[1]
+    found = marks((230, 110, 9, 9))  # a point at the digits' foot, between them
+    assert len(found) == 1 and 220 / 360 < found[0][0] / width < 240 / 360
+    assert len(marks((230, 118, 7, 20))) == 1  # a comma's tail hangs below the foot
+    assert len(marks((150, 110, 9, 9))) == 1  # ".5": before the first digit
+    assert marks((230, 82, 9, 9)) == []  # level with the digits' middle
+    assert marks((230, 110, 30, 6)) == []  # a dash lies flat
+    assert marks((310, 110, 9, 9)) == []  # after the last digit: no number ends with one
+    assert marks((32, 110, 9, 9)) == []  # in the crop's margin, beside the box's side
+    assert marks((230, 110, 2, 2)) == []  # a speck
+
+
+def test_what_is_left_of_the_box_is_not_taken_for_a_digit() -> None:
+    ink = np.zeros((64, 144), np.float32)
+    ink[22:46, 60:76] = 1.0  # a digit
+    ink[8:48, 9:12] = 1.0  # a piece of the box's left side, taller than the digit
+    ink[2:40, 130:133] = 1.0  # the right side, into the crop's top margin
+    ink[2:5, 100:133] = 1.0
+    assert rd.written_digits(ink) == [(60, 22, 76, 46)]
+
+
+def test_a_number_accepted_without_a_point_over_one_goes_to_review() -> None:
+    dotted = rd.clean_ink(two_zeros((230, 110, 9, 9)))
+    plain = rd.clean_ink(two_zeros())
+    read = rd.Reading("00", "number", 0.995, [("0.0", 0.004), ("000", 0.001)])
+    doubted = rd.doubt_unread_point(read, dotted)
+    assert doubted.text == "00" and doubted.needs_review
+    assert doubted.confidence == rd.DOUBTED_EMPTY_CONFIDENCE
+    assert doubted.alternatives == [("0.0", 0.004), ("000", 0.001)]
+    assert rd.doubt_unread_point(read, plain) == read
+    for kept in (rd.Reading("0.0", "number", 0.995), rd.Reading(None, "blank", 0.99),
+                 rd.Reading("00", "number", 0.7, needs_review=True)):
+        assert rd.doubt_unread_point(kept, dotted) == kept
+
+
 @pytest.mark.parametrize("one_level", [200, 190, 180, 170])
 def test_a_faint_one_beside_a_dark_zero_is_never_accepted_as_zero(
         reader: rd.Reader, one_level: int) -> None:
