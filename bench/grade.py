@@ -147,6 +147,7 @@ REVIEW_KINDS = (
     ("only the decimal point differs", "only the decimal point differs"),
     ("depends on an earlier reading", "upstream field in review"),
     ("follow-through rests on", "upstream field in review"),
+    ("another reading", "a later answer follows another reading"),
     ("photo too blurred", "photo too blurred"),
     ("box could not be placed", "box not placed"),
     ("writing on the box's", "writing on a box side left out"),

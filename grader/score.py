@@ -17,7 +17,10 @@ Rules, in order, for one field:
 6. Otherwise ``incorrect``, with a mistake tag when the error has a recognisable shape.
 
 A field whose carried-forward expectation rests on an earlier reading still in review is itself
-sent to review when that doubt could change its verdict.
+sent to review when that doubt could change its verdict.  And rule 5 holds for the fields an
+answer follows from: an accepted earlier reading goes to review when another reading of it, at
+least 1/500 likely, would make a later ``incorrect`` answer follow-through (see
+:func:`misread_upstream`).
 """
 
 from __future__ import annotations
@@ -86,6 +89,14 @@ def parse_number(text: str | None) -> Decimal | None:
 def accepts(field: Mapping[str, Any], answer: Decimal, expected: float) -> bool:
     tolerance = Tolerance(field["tolerance"]["kind"], float(field["tolerance"]["value"]))
     return tolerance.accepts(float(answer), expected, int(field["decimals"]))
+
+
+def follows(field: Mapping[str, Any], answer: Decimal, carried: float, exactly: bool) -> bool:
+    """Whether ``answer`` is follow-through for the ``carried`` expectation: within the
+    field's tolerance, or (``exactly``) the carried value itself at the field's decimals."""
+    if exactly:
+        return parse_number(format_number(carried, int(field["decimals"]))) == answer
+    return accepts(field, answer, carried)
 
 
 def _adjacent_swaps(digits: str) -> set[str]:
@@ -296,13 +307,35 @@ def judge(
 
 @dataclass(frozen=True)
 class Upstream:
-    """A field's earlier fields as read (``values``), with the readings of those in review
-    (``doubted``)."""
+    """A field's earlier fields as read (``values``), with the readings of some of them
+    (``readings``) whose alternatives could stand for what the student wrote."""
 
     exercise: Mapping[str, Any]
     ids: Sequence[str]
     values: Mapping[str, Decimal]
-    doubted: Mapping[str, ReadingLike | None]
+    readings: Mapping[str, ReadingLike | None]
+
+    def reading_carrying_to(
+        self, field: Mapping[str, Any], reading: ReadingLike | None, least: float = 0.0,
+        exactly: bool = False,
+    ) -> tuple[str, str, float] | None:
+        """``(field id, text, probability)`` of the first alternative of those readings, at
+        least ``least`` likely, that would make ``reading`` follow-through credit had the
+        student written it there (``exactly``: its value spelled to the field's decimals,
+        not only within tolerance); None if none would."""
+        answer = parse_number(reading.text) if reading is not None else None
+        if answer is None:
+            return None
+        for field_id, earlier in self.readings.items():
+            for text, probability in earlier.alternatives if earlier is not None else ():
+                value = parse_number(text)
+                if value is None or probability < least:
+                    continue
+                carried = carried_expectation(field, self.exercise, self.ids,
+                                              {**self.values, field_id: value})
+                if carried is not None and follows(field, answer, carried, exactly):
+                    return field_id, text or "", float(probability)
+        return None
 
     def could_carry_to(self, field: Mapping[str, Any], reading: ReadingLike | None) -> bool:
         """Whether another reading the reader listed for a doubted earlier field would make
@@ -310,26 +343,67 @@ class Upstream:
         is no answer), so the field would be graded against the key alone; if what the
         student really wrote there could make this answer right, the field waits for that
         review instead."""
-        answer = parse_number(reading.text) if reading is not None else None
-        if answer is None:
-            return False
-        for field_id, doubted in self.doubted.items():
-            for text, _ in doubted.alternatives if doubted is not None else ():
-                value = parse_number(text)
-                if value is None:
-                    continue
-                carried = carried_expectation(field, self.exercise, self.ids,
-                                              {**self.values, field_id: value})
-                if carried is not None and accepts(field, answer, carried):
-                    return True
-        return False
+        return self.reading_carrying_to(field, reading) is not None
 
 
 def score_page(
     context: PageContext,
     readings: Mapping[str, ReadingLike | None],
 ) -> list[FieldResult]:
-    """Verdicts for every field of a page, in key order (upstream fields come first)."""
+    """Verdicts for every field of a page, in key order (upstream fields come first).
+
+    An earlier reading that another of its plausible readings would make a later ``incorrect``
+    answer follow-through is sent to review, and the page scored again (see
+    :func:`misread_upstream`).
+    """
+    results = _score_in_order(context, readings)
+    doubted = misread_upstream(context, readings, results) if context.carry_forward else {}
+    return _score_in_order(context, {**readings, **doubted}) if doubted else results
+
+
+def misread_upstream(
+    context: PageContext,
+    readings: Mapping[str, ReadingLike | None],
+    results: Sequence[FieldResult],
+) -> dict[str, ReadingLike]:
+    """Accepted earlier readings to send to review, by field id, each with why.
+
+    Rule 5 for the fields an answer follows from: when a wrong answer upstream is misread
+    ("-20" read "-10"), the follow-through expected downstream changes, and the student's
+    consistent answer there would be marked wrong on the strength of that misread.  So when
+    another reading of an accepted earlier field, at least PLAUSIBLE_ALTERNATIVE likely, would
+    make an ``incorrect`` answer follow-through, that earlier reading waits for a look; its
+    dependants then wait with it, and a teacher's correction there settles both.  Only an
+    answer that is exactly the recomputed value counts: within a tolerance, small rounded
+    answers ("0.01") match what some far-fetched reading upstream ("346" for "3.46") gives,
+    and sent fields to review that a misread had not touched.
+    """
+    values = {r.field_id: v for r in results if (v := parse_number(r.read)) is not None}
+    in_review = {r.field_id for r in results if r.verdict == "review"}
+    by_id = {f["id"]: f for f in context.fields}
+    doubted: dict[str, ReadingLike] = {}
+    for result in results:
+        field = by_id.get(result.field_id)
+        if result.verdict != "incorrect" or field is None:
+            continue
+        exercise = context.exercises[field["exercise"]]
+        upstream = ancestors(field["id"], {f["id"]: f for f in exercise["fields"]})
+        accepted = {u: readings.get(u) for u in upstream if u not in in_review}
+        found = Upstream(exercise, upstream, values, accepted).reading_carrying_to(
+            field, readings.get(field["id"]), PLAUSIBLE_ALTERNATIVE, exactly=True)
+        earlier = readings.get(found[0]) if found is not None else None
+        if found is not None and earlier is not None:
+            why = f"another reading, '{found[1]}' ({found[2]:.3f}), would make {field['id']}"
+            doubted[found[0]] = KeptReading(earlier.text, earlier.status, earlier.confidence,
+                                            list(earlier.alternatives), True,
+                                            f"{why} follow-through")
+    return doubted
+
+
+def _score_in_order(
+    context: PageContext,
+    readings: Mapping[str, ReadingLike | None],
+) -> list[FieldResult]:
     student_values: dict[str, Decimal] = {}
     doubtful: set[str] = set()
     results: list[FieldResult] = []

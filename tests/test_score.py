@@ -13,6 +13,7 @@ from grader.score import (
     KeptReading,
     PageContext,
     TeacherReading,
+    follows,
     mistake_tag,
     only_the_point_differs,
     parse_number,
@@ -205,6 +206,48 @@ def test_a_wrong_looking_answer_after_a_doubted_key_value_goes_to_review(key) ->
     readings = {**all_correct(page), "q1.z1": unrelated, "q1.h1": reading(str(wrong))}
     results = {r.field_id: r for r in score_page(context, readings)}
     assert results["q1.h1"].verdict == "incorrect"
+
+
+def test_an_accepted_reading_whose_other_reading_the_next_answer_follows_goes_to_review(
+        key) -> None:
+    # The student wrote a wrong z1 and its ReLU as h1; z1 was misread, but the reader listed
+    # what was written.  Marking h1 wrong would rest on that misread.
+    page, context = page_and_context(key)
+    wrong = wrong_positive_z1(page)
+    misread = str(wrong + 2)
+    readings = {**all_correct(page), "q1.h1": reading(str(wrong)),
+                "q1.z1": reading(misread, 0.97, [(str(wrong), 0.02), ("7.5", 0.01)])}
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.z1"].verdict == "review"
+    why = f"another reading, '{wrong}' (0.020), would make q1.h1 follow-through"
+    assert results["q1.z1"].reason == why
+    assert results["q1.h1"].verdict == "review"
+    assert results["q1.h1"].reason == "depends on an earlier reading in review"
+    # The teacher confirms what z1 reads: h1 is then wrong, and graded so.
+    again = {r.field_id: r for r in regrade_page(context, list(results.values()),
+                                                 {"q1.z1": misread}, readings)}
+    assert again["q1.z1"].verdict == "incorrect" and again["q1.h1"].verdict == "incorrect"
+    # Or corrects it: h1 is follow-through.
+    again = {r.field_id: r for r in regrade_page(context, list(results.values()),
+                                                 {"q1.z1": str(wrong)}, readings)}
+    assert again["q1.h1"].verdict == "correct" and again["q1.h1"].carried_forward
+    # Another reading under 1 in 500, or none that h1 follows from: graded as read.
+    for alternatives in ([(str(wrong), 0.001)], [("7.5", 0.02)]):
+        readings["q1.z1"] = reading(misread, 0.99, alternatives)
+        results = {r.field_id: r for r in score_page(context, readings)}
+        assert results["q1.z1"].verdict == "incorrect" and results["q1.h1"].verdict == "incorrect"
+    context.carry_forward = False  # without follow-through z1's reading cannot change h1
+    readings["q1.z1"] = reading(misread, 0.97, [(str(wrong), 0.02)])
+    results = {r.field_id: r for r in score_page(context, readings)}
+    assert results["q1.z1"].verdict == "incorrect"
+    context.carry_forward = True
+
+
+def test_an_answer_follows_a_carried_value_exactly_only_when_it_is_that_value() -> None:
+    field = {"tolerance": {"kind": "absolute", "value": 0.01}, "decimals": 2}
+    assert follows(field, Decimal("0.01"), 0.0008, exactly=False)  # within the tolerance
+    assert not follows(field, Decimal("0.01"), 0.0008, exactly=True)  # spelled "0.00"
+    assert follows(field, Decimal("0.25"), 0.2549, exactly=True)
 
 
 @pytest.mark.parametrize(("answer", "expected", "decimals", "tag"), [
