@@ -10,10 +10,10 @@ Rules, in order, for one field:
 3. The number matches the key's answer within the family's tolerance: ``correct``.
 4. With carry-forward on, the expected value is recomputed by the family's reference solver from
    the student's own earlier answers; a match there is ``correct`` with follow-through credit.
-5. It would be ``incorrect``, but the value it should have been is among the reader's
-   alternatives with probability >= 1/500, or differs from the reading only by the decimal
-   point (the mark the reader most often misses): ``review`` (a misread must never become a
-   silent wrong grade).
+5. It would be ``incorrect``, but an answer rules 3-4 would credit (the key's or the
+   follow-through one) is among the reader's alternatives with probability >= 1/500, or
+   differs from the reading only by the decimal point (the mark the reader most often
+   misses): ``review`` (a misread must never become a silent wrong grade).
 6. Otherwise ``incorrect``, with a mistake tag when the error has a recognisable shape.
 
 A field whose carried-forward expectation rests on an earlier reading still in review is itself
@@ -291,18 +291,34 @@ def judge(
     # make this follow-through (see Upstream.could_carry_to).
     if doubtful_upstream:
         return "review", "depends on an earlier reading in review"
+    # Rules 3-4 credit the key's answer and the follow-through one alike, so a misread of
+    # either must not become a silent "incorrect".
+    credited = [expected] if carried is None else [expected, carried]
+    doubt = misread_of_credited(field, reading, credited)
+    if doubt:
+        return "review", doubt
     target = carried if carried is not None else expected
+    result.mistake = mistake_tag(answer, target, int(field["decimals"]))
+    return "incorrect", ""
+
+
+def misread_of_credited(
+    field: Mapping[str, Any], reading: ReadingLike, credited: Sequence[float]
+) -> str:
+    """Why ``reading`` could be a misread of an answer that would be ``credited`` (rule 5), or
+    "" when it could not."""
     acceptable = [(text, p) for text, p in reading.alternatives
-                  if (value := parse_number(text)) is not None and accepts(field, value, target)]
+                  if (value := parse_number(text)) is not None
+                  and any(accepts(field, value, target) for target in credited)]
     # Several spellings of the right answer ('.26', '0.26') are one way of being misread.
     if acceptable and sum(p for _, p in acceptable) >= PLAUSIBLE_ALTERNATIVE:
         text, probability = max(acceptable, key=lambda pair: pair[1])
-        return "review", f"could also be read as '{text}' ({probability:.3f})"
-    spelled = format_number(target, int(field["decimals"]))
-    if only_the_point_differs(reading.text, spelled):
-        return "review", f"only the decimal point differs from '{spelled}'"
-    result.mistake = mistake_tag(answer, target, int(field["decimals"]))
-    return "incorrect", ""
+        return f"could also be read as '{text}' ({probability:.3f})"
+    for target in credited:
+        spelled = format_number(target, int(field["decimals"]))
+        if reading.text is not None and only_the_point_differs(reading.text, spelled):
+            return f"only the decimal point differs from '{spelled}'"
+    return ""
 
 
 @dataclass(frozen=True)

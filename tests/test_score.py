@@ -127,6 +127,21 @@ def test_wrong_reading_with_the_answer_among_alternatives_goes_to_review(key) ->
     assert score_page(context, readings)[0].verdict == "incorrect"
 
 
+def test_a_misread_of_the_key_answer_goes_to_review_where_follow_through_expects_another(
+        key) -> None:
+    # The student's z1 is wrong, so h1 has a follow-through value, but h1 is the key's answer:
+    # right either way.  It was misread, and the key's answer is among the alternatives.
+    page, context = page_and_context(key)
+    h1 = next(f for f in page["fields"] if f["id"] == "q1.h1")
+    wrong = wrong_positive_z1(page)
+    misread = str(int(h1["expected"]) + 40)
+    readings = {**all_correct(page), "q1.z1": reading(str(wrong)),
+                "q1.h1": reading(misread, 0.98, [(h1["expected"], 0.01)])}
+    result = {r.field_id: r for r in score_page(context, readings)}["q1.h1"]
+    assert result.verdict == "review"
+    assert result.reason == f"could also be read as '{h1['expected']}' (0.010)"
+
+
 def test_a_reading_that_misses_only_the_point_goes_to_review(key) -> None:
     page, context = page_and_context(key)
     readings = all_correct(page)
