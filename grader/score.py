@@ -19,8 +19,8 @@ Rules, in order, for one field:
 A field whose carried-forward expectation rests on an earlier reading still in review is itself
 sent to review when that doubt could change its verdict.  And rule 5 holds for the fields an
 answer follows from: an accepted earlier reading goes to review when another reading of it, at
-least 1/500 likely, would make a later ``incorrect`` answer follow-through (see
-:func:`misread_upstream`).
+least 1/500 likely, would make a later ``incorrect`` answer exactly its follow-through value
+(see :func:`misread_upstream`).
 """
 
 from __future__ import annotations
@@ -368,8 +368,8 @@ def score_page(
 ) -> list[FieldResult]:
     """Verdicts for every field of a page, in key order (upstream fields come first).
 
-    An earlier reading that another of its plausible readings would make a later ``incorrect``
-    answer follow-through is sent to review, and the page scored again (see
+    An accepted earlier reading whose other plausible readings would make a later
+    ``incorrect`` answer follow-through is sent to review, and the page scored again (see
     :func:`misread_upstream`).
     """
     results = _score_in_order(context, readings)
