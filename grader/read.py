@@ -32,6 +32,9 @@ _WORK_HEIGHT = 2 * INPUT_HEIGHT
 _LINE_THICKNESS = 0.055
 STATUSES = ("number", "blank", "smudge", "crossed_out")
 CONFIG_VERSION = 1
+# Framed ink: what the reading window and the rules about it count as written.
+FRAMED_INK = 0.35
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -128,7 +131,7 @@ def _thin_runs(
     return keep[labels].astype(np.uint8)
 
 
-def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+def _ink_box(ink: np.ndarray) -> Box | None:
     """Box ``(x0, y0, x1, y1)`` around the ink components worth reading, or None if none.
 
     Specks are ignored, and so are thin horizontal dashes in the top and bottom bands that lie
@@ -144,15 +147,24 @@ def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
     return min(xs0), min(ys0), max(xs1), max(ys1)
 
 
-def framed_components(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Boxes ``(x0, y0, x1, y1)`` of the ink components :func:`_ink_box` frames."""
+def ink_components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and ``cv2.connectedComponentsWithStats`` rows of the framed ink's components
+    (row 0 is the background)."""
+    mask = (ink > FRAMED_INK).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return labels, stats
+
+
+def framed_components(ink: np.ndarray, stats: np.ndarray | None = None) -> list[Box]:
+    """Boxes ``(x0, y0, x1, y1)`` of the ink components :func:`_ink_box` frames (``stats``:
+    those of :func:`ink_components`, when already found)."""
     h = ink.shape[0]
-    mask = (ink > 0.35).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if stats is None:
+        stats = ink_components(ink)[1]
     min_area = max(2, int(h * h * 0.0015))
-    keep: list[tuple[int, int, int, int]] = []
-    dashes: list[tuple[int, int, int, int]] = []
-    for i in range(1, n):
+    keep: list[Box] = []
+    dashes: list[Box] = []
+    for i in range(1, len(stats)):
         x, y, cw, ch, area = (int(v) for v in stats[i, :5])
         if area < min_area:
             continue
@@ -269,7 +281,7 @@ BEYOND_DARKEST = 220
 # POINT_DIGIT_SHARE as tall as the tallest, less what is left of the box: thin upright pieces
 # (at most POINT_REMNANT_WIDTH of the crop's height wide) within POINT_REMNANT_SIDE of either
 # end, and anything reaching into the crop's top or bottom POINT_REMNANT_EDGE, where the box's
-# lines run.  A mark is ink above 0.35 reaching POINT_PEAK, at least POINT_MIN_AREA of the
+# lines run.  A mark is framed ink (FRAMED_INK) reaching POINT_PEAK, at least POINT_MIN_AREA of the
 # crop's height squared, at most POINT_MAX_SIZE of the digits' band high and wide and no
 # wider than POINT_MAX_FLATNESS times its height (a dash is not a point).  Its centre lies
 # between POINT_LOW of the band down and POINT_BELOW below the band's foot (a comma's tail
@@ -406,7 +418,7 @@ def with_strokes_darkened(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         return ink
     x0, y0, x1, y1 = box
     framed = ink[y0:y1, x0:x1]
-    target = float(np.percentile(framed[framed > 0.35], 90))
+    target = float(np.percentile(framed[framed > FRAMED_INK], 90))
     peak = float(ink[strokes].max())
     out = ink.copy()
     out[strokes] = np.clip(ink[strokes] * (target / max(peak, 1e-6)), 0.0, 1.0)
@@ -427,12 +439,9 @@ def _accepted_as_empty(reading: Reading) -> bool:
     return reading.text is None and reading.status != "crossed_out" and not reading.needs_review
 
 
-Box = tuple[int, int, int, int]
-
-
-def written_digits(ink: np.ndarray) -> list[Box]:
-    """Boxes ``(x0, y0, x1, y1)`` of the framed components that stand as tall as digits,
-    without what is left of the box's lines (see POINT_DIGIT_SHARE)."""
+def written_digits(ink: np.ndarray, stats: np.ndarray | None = None) -> list[Box]:
+    """Boxes of the framed components that stand as tall as digits, without what is left of
+    the box's lines (see POINT_DIGIT_SHARE; ``stats`` as for :func:`framed_components`)."""
     h, w = ink.shape
 
     def box_remnant(b: Box) -> bool:
@@ -442,7 +451,7 @@ def written_digits(ink: np.ndarray) -> list[Box]:
         edge = POINT_REMNANT_EDGE * h
         return thin_side or b[1] < edge or b[3] > h - edge
 
-    framed = [b for b in framed_components(ink) if not box_remnant(b)]
+    framed = [b for b in framed_components(ink, stats) if not box_remnant(b)]
     if not framed:
         return []
     tallest = max(b[3] - b[1] for b in framed)
@@ -483,15 +492,13 @@ class _PointPlaces:
 def unread_point_marks(ink: np.ndarray) -> list[Box]:
     """Boxes of the marks in cleaned ink that could be a decimal point or comma among the
     written digits (see POINT_DIGIT_SHARE)."""
-    digits = written_digits(ink)
+    labels, stats = ink_components(ink)
+    digits = written_digits(ink, stats)
     if not digits:
         return []
     places = _PointPlaces(ink.shape, digits)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (ink > 0.35).astype(np.uint8), connectivity=8
-    )
     marks: list[Box] = []
-    for i in range(1, n):
+    for i in range(1, len(stats)):
         x, y, cw, ch, area = (int(v) for v in stats[i, :5])
         box = (x, y, x + cw, y + ch)
         if places.holds(box, area) and float(ink[labels == i].max()) >= POINT_PEAK:
@@ -545,7 +552,7 @@ def stroke_beyond(crop: np.ndarray, side: str, limit: float) -> bool:
     ink = clean_ink(crop)
     x_limit = limit * ink.shape[1]
 
-    def lies_beyond(b: tuple[int, int, int, int]) -> bool:
+    def lies_beyond(b: Box) -> bool:
         centre = (b[0] + b[2]) / 2
         return centre < x_limit if side == "left" else centre > x_limit
 
