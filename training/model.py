@@ -38,6 +38,9 @@ class ReaderNet(nn.Module):
     ) -> None:
         super().__init__()
         self.n_geometry = n_geometry
+        # Set for a network loaded from an exported one (training.onnx_weights), whose batch
+        # norms hold the folded shifts, not statistics to normalise by.
+        self.frozen_norms = False
         a, b, c, d, e = widths
         self.features = nn.Sequential(
             *_conv(1, a),
@@ -58,6 +61,15 @@ class ReaderNet(nn.Module):
         self.status = nn.Sequential(
             nn.Linear(4 * hidden + n_geometry, 64), nn.ReLU(True), nn.Linear(64, n_status)
         )
+
+    def train(self, mode: bool = True) -> ReaderNet:
+        """Training mode, with the batch norms kept in evaluation mode when frozen."""
+        super().train(mode)
+        if self.frozen_norms:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     def forward(
         self, x: torch.Tensor, geometry: torch.Tensor | None = None

@@ -33,11 +33,15 @@ from torch.utils.data import DataLoader, Dataset
 from grader import handwriting as hw
 from grader import read as rd
 from training.model import ReaderNet
+from training.onnx_weights import ExportedWeightsError, load_exported
 from training.synth import TRAINING_POOR_CAPTURE_SHARE, Synthesizer, make_synthesizer
 
 LOG = logging.getLogger("train_reader")
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 MEAN, STD = 0.08, 0.22  # of preprocessed ink; fixed so that runtime needs no statistics
+# Peak learning rates: from random weights, and from an exported reader, which a rate near
+# the fresh one would first throw off what it has learnt.
+FRESH_LR, FURTHER_LR = 2e-3, 3e-4
 STREAM_TRAIN, STREAM_VAL = 0, 1  # bench/reader.py uses stream 2 on the test split
 # Bumped when the training recipe or the preprocessing changes; the date follows it.
 MODEL_SERIES = "1.6"
@@ -407,7 +411,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default: {FRESH_LR:g}; {FURTHER_LR:g} with --start-from)",
+    )
     p.add_argument(
         "--channels",
         type=channel_list,
@@ -539,6 +548,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=range(1, len(rd.VIEWS) + 1),
         help="views of each field the reader averages (calibrated for that many)",
     )
+    # A school without a fast CPU can still teach the shipped reader new handwriting: a full
+    # run takes hours on a CPU without bf16, training an exported model further fits in one.
+    p.add_argument(
+        "--start-from",
+        type=Path,
+        default=None,
+        help="train further from the exported reader in this folder (reader.onnx and "
+        "reader.json) instead of from random weights",
+    )
     p.add_argument("--checkpoint", type=Path, default=Path("build/reader.pt"))
     p.add_argument("--export-only", action="store_true", help="calibrate and export a checkpoint")
     p.add_argument(
@@ -559,12 +577,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 RECIPE_KEYS = (
     "seed", "batch", "lr", "precision", "poor_capture", "digit_strokes", "digit_warp",
     "channels", "hidden", "field_views", "ema", "barred_sevens", "decimal_commas",
-    "faint_numbers", "ink_geometry", "thin_ones",
+    "faint_numbers", "ink_geometry", "thin_ones", "start_from",
 )
+def recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's recipe as its checkpoint records it (paths as text, which loads safely)."""
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in ((key, getattr(args, key)) for key in RECIPE_KEYS)
+    }
+
+
 # The value of each recipe option that checkpoints written before it existed were trained with.
 RECIPE_DEFAULTS_BEFORE = {
     "digit_warp": 0.0, "field_views": 1, "ema": 0.0, "barred_sevens": 0.0, "decimal_commas": 0.0,
-    "faint_numbers": 0.0, "ink_geometry": 0, "thin_ones": 0.0,
+    "faint_numbers": 0.0, "ink_geometry": 0, "thin_ones": 0.0, "start_from": None,
 }
 
 
@@ -667,6 +693,7 @@ def train(args: argparse.Namespace, model: nn.Module) -> dict[str, Any]:
         "weight_average_decay": args.ema,
         "legs": list(done.legs),
         "torch": torch.__version__,
+        **({"started_from": args.started_from} if args.start_from else {}),
     }
 
 
@@ -743,7 +770,7 @@ def save_checkpoint(
         "total": progress.total,
         "minutes": progress.minutes,
         "legs": list(progress.legs),
-        "recipe": {key: getattr(args, key) for key in RECIPE_KEYS},
+        "recipe": recipe(args),
     }
     if average is not None:
         state["ema"] = average.state
@@ -762,7 +789,7 @@ def resume(
     state = torch.load(args.checkpoint, map_location=args.device)
     if "optimizer" not in state:
         raise SystemExit(f"--resume: {args.checkpoint} holds weights only; train from scratch")
-    ours = {key: getattr(args, key) for key in RECIPE_KEYS}
+    ours = recipe(args)
     # Checkpoints from before a recipe option existed were trained with it off.
     theirs = {**RECIPE_DEFAULTS_BEFORE, **state["recipe"]}
     if theirs != ours:
@@ -909,12 +936,33 @@ def recalibrate(args: argparse.Namespace) -> None:
     LOG.info("rewrote the calibration in %s", path)
 
 
+def start_from_exported(model: ReaderNet, folder: Path) -> dict[str, Any]:
+    """Load the reader exported in ``folder`` into ``model``; returns what reader.json will
+    record of it: its version and how it was trained."""
+    onnx_path, config_path = folder / "reader.onnx", folder / "reader.json"
+    for path in (onnx_path, config_path):
+        if not path.is_file():
+            raise SystemExit(f"--start-from: no {path.name} in {folder}")
+    try:
+        load_exported(model, onnx_path)
+    except ExportedWeightsError as err:
+        raise SystemExit(
+            f"--start-from: {err}; pass the --channels, --hidden and --ink-geometry it was "
+            "trained with (its reader.json's training record)"
+        ) from err
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    LOG.info("training further from %s (%s)", onnx_path, config.get("model_version"))
+    return {"model_version": config.get("model_version"), "training": config.get("training")}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.recalibrate:
         recalibrate(args)
         return 0
+    if args.lr is None:
+        args.lr = FURTHER_LR if args.start_from else FRESH_LR
     if args.precision is None:
         args.precision = "bf16" if args.device == "cuda" or bf16_supported() else "fp32"
     elif not args.export_only:
@@ -932,6 +980,8 @@ def main(argv: list[str] | None = None) -> int:
         hidden=args.hidden,
         n_geometry=rd.GEOMETRY_SIZE if args.ink_geometry else 0,
     )
+    if args.start_from:
+        args.started_from = start_from_exported(model, args.start_from)
     # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
     model = in_memory_format(model, torch.channels_last)
     if args.export_only:
