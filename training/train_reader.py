@@ -580,19 +580,19 @@ RECIPE_KEYS = (
     "channels", "hidden", "field_views", "ema", "barred_sevens", "decimal_commas",
     "faint_numbers", "ink_geometry", "thin_ones", "start_from",
 )
+# The value of each recipe option that checkpoints written before it existed were trained with.
+RECIPE_DEFAULTS_BEFORE = {
+    "digit_warp": 0.0, "field_views": 1, "ema": 0.0, "barred_sevens": 0.0, "decimal_commas": 0.0,
+    "faint_numbers": 0.0, "ink_geometry": 0, "thin_ones": 0.0, "start_from": None,
+}
+
+
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The run's recipe as its checkpoint records it (paths as text, which loads safely)."""
     return {
         key: str(value) if isinstance(value, Path) else value
         for key, value in ((key, getattr(args, key)) for key in RECIPE_KEYS)
     }
-
-
-# The value of each recipe option that checkpoints written before it existed were trained with.
-RECIPE_DEFAULTS_BEFORE = {
-    "digit_warp": 0.0, "field_views": 1, "ema": 0.0, "barred_sevens": 0.0, "decimal_commas": 0.0,
-    "faint_numbers": 0.0, "ink_geometry": 0, "thin_ones": 0.0, "start_from": None,
-}
 
 
 # With --minutes, the step count is fixed from the speed measured over these steps.  Not the
