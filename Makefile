@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 # Where `make train` writes its model: a candidate beside the shipped one, so that a run on a
 # slower machine cannot replace a better model unseen (MODEL_OUT=grader/models to do so).
 MODEL_OUT ?= build/reader-candidate
-# START_FROM=grader/models trains the shipped reader further (with new fields: seed 1) instead
+# START_FROM=grader/models trains the shipped reader further (with new fields: seed 2) instead
 # of training one from scratch: the way to fit a useful run in the hour on a CPU without bf16.
 START_FROM ?=
 # System tools the project shells out to, as "command:debian-package".
@@ -71,7 +71,7 @@ test-fast: venv sysdeps
 
 train: train-deps
 	$(BIN)/python -m training.train_reader --data-dir $(DATA_DIR) --out $(MODEL_OUT) --minutes 48 \
-		$(if $(START_FROM),--seed 1 --start-from $(START_FROM),--seed 0)
+		$(if $(START_FROM),--seed 2 --start-from $(START_FROM),--seed 0)
 	@echo "Model written to $(MODEL_OUT). Compare it with the shipped one on validation data:"
 	@echo "  $(BIN)/python bench/reader.py --split val --model-dir $(MODEL_OUT)"
 	@echo "  $(BIN)/python bench/reader.py --split val"

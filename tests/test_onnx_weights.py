@@ -145,3 +145,11 @@ def test_a_run_from_an_exported_reader_records_where_it_started(tmp_path: Path) 
 def test_starting_from_a_folder_without_a_reader_says_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"no reader\.onnx in"):
         further_run(tmp_path, tmp_path / "empty")
+
+
+def test_the_seeds_a_model_was_trained_with_include_the_runs_it_continues() -> None:
+    """A further run with one of them would be shown the same fields again."""
+    record = {"seed": 1, "started_from": {"model_version": "1.6", "training": {"seed": 0}}}
+    assert train_reader.seeds_trained(record) == {0, 1}
+    assert train_reader.seeds_trained({"steps": 10}) == set()
+    assert train_reader.seeds_trained(None) == set()

@@ -956,6 +956,16 @@ def start_from_exported(model: ReaderNet, folder: Path) -> dict[str, Any]:
     return {"model_version": config.get("model_version"), "training": config.get("training")}
 
 
+def seeds_trained(training: dict[str, Any] | None) -> set[int]:
+    """The seeds of a model's training record and of the runs it was trained further from."""
+    seeds: set[int] = set()
+    while training:
+        if "seed" in training:
+            seeds.add(int(training["seed"]))
+        training = (training.get("started_from") or {}).get("training")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -983,6 +993,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.start_from:
         args.started_from = start_from_exported(model, args.start_from)
+        if not args.resume and args.seed in seeds_trained(args.started_from["training"]):
+            LOG.warning("seed %d already trained that model: it would see the same fields "
+                        "again; pass another --seed", args.seed)
     # Channels-last convolutions run about 1.4x faster on CPUs (oneDNN's native layout).
     model = in_memory_format(model, torch.channels_last)
     if args.export_only:
