@@ -108,6 +108,9 @@ def test_a_network_of_another_shape_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other.onnx").write_bytes(b"")
     with pytest.raises(ExportedWeightsError, match="does not hold a reader"):
         load_exported(ReaderNet(), tmp_path / "other.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"\x0a\xff\xff not protobuf")
+    with pytest.raises(ExportedWeightsError, match="not an ONNX file"):
+        load_exported(ReaderNet(), tmp_path / "broken.onnx")
 
 
 def further_run(tmp_path: Path, start: Path, *extra: str) -> dict:

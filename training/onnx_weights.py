@@ -38,7 +38,10 @@ def _torch_gate_order(weights: np.ndarray) -> np.ndarray:
 
 def _weights_by_node(path: Path) -> dict[str, list[list[np.ndarray]]]:
     """For each layer type the network uses, the constant inputs of its nodes in graph order."""
-    graph = onnx.load(str(path)).graph
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as err:  # protobuf's decode errors share no base class with ours
+        raise ExportedWeightsError(f"{path} is not an ONNX file: {err}") from err
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     by_type: dict[str, list[list[np.ndarray]]] = {}
     for node in graph.node:
@@ -101,9 +104,9 @@ def load_exported(model: ReaderNet, path: Path) -> None:
         for (weight, bias), layer in zip(by_type["Gemm"], status_layers, strict=True):
             _set(layer.weight, weight, "status head")
             _set(layer.bias, bias, "status head's bias")
+    except ExportedWeightsError:
+        raise
     except (KeyError, IndexError, ValueError) as err:
-        if isinstance(err, ExportedWeightsError):
-            raise
         raise ExportedWeightsError(f"{path} does not hold a reader network: {err}") from err
     model.frozen_norms = True
     model.train(model.training)
